@@ -1,0 +1,1 @@
+"""Canonical, dialect-free representation of requests, responses, stream events and errors."""
