@@ -82,6 +82,8 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     user: str | None = None
