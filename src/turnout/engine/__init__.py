@@ -1,0 +1,1 @@
+"""The engine: route, execute with resilience, and report, over the canonical model."""

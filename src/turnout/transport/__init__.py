@@ -1,0 +1,1 @@
+"""Pooled async HTTP to upstreams, and SSE parsing."""
