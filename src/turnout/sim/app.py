@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pydantic
 from aiohttp import web
+from multidict import CIMultiDict
 
 from turnout.core.errors import (
     AuthenticationFailed,
@@ -184,13 +185,14 @@ def _check_auth(state: SimulatorState, request: web.Request) -> TurnoutError | N
     """The error the real API gives for missing credentials, or None when they are fine."""
     headers = request.headers
     if state.dialect_name == "openai_chat":
-        scheme, _, key = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = _bearer(headers.get("Authorization", ""))
+        if not key:
             return AuthenticationFailed(
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
     elif state.dialect_name == "anthropic_messages":
-        key = headers.get("x-api-key", "")
+        # Current Anthropic SDKs send an API key as a bearer token; older ones as x-api-key.
+        key = headers.get("x-api-key", "") or _bearer(headers.get("Authorization", ""))
         if not key:
             return AuthenticationFailed("x-api-key header is required")
         if not headers.get("anthropic-version"):
@@ -205,6 +207,11 @@ def _check_auth(state: SimulatorState, request: web.Request) -> TurnoutError | N
     if state.api_key is not None and key.strip() != state.api_key:
         return AuthenticationFailed("Incorrect API key provided.")
     return None
+
+
+def _bearer(value: str) -> str:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _header_fault(request: web.Request, model: Any, stream: bool) -> Fault | None:
@@ -238,7 +245,8 @@ def _error_response(state: SimulatorState, error: TurnoutError, *, status: int |
                     headers: dict[str, str] | None = None, body: Any = None) -> web.Response:
     """An error in the dialect's shape; a fault may override status, headers and body."""
     code, error_headers, error_body = state.dialect.encode_error(error)
-    merged = {**error_headers, **(headers or {})}
+    merged = CIMultiDict(error_headers)
+    merged.update(headers or {})  # a fault's `retry-after` replaces the dialect's `Retry-After`
     if isinstance(body, str):
         payload = body.encode()
         merged.setdefault("Content-Type", "text/plain; charset=utf-8")

@@ -14,14 +14,16 @@ from aiohttp import web
 
 from turnout.core.events import (
     Finish,
+    ResponseStart,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    UsageUpdate,
     response_to_events,
 )
 from turnout.core.request import ChatRequest
-from turnout.core.response import ChatResponse
+from turnout.core.response import ChatResponse, Usage
 from turnout.dialects.base import StreamEncoder
 from turnout.sim.faults import Fault
 from turnout.sim.state import SimulatorState
@@ -34,9 +36,13 @@ _CUTTING_KINDS = frozenset({"reset", "cut_stream", "error_event", "malformed"})
 
 def stream_events(response: ChatResponse, *, chunk_words: int,
                   split_arguments: bool) -> Iterator[StreamEvent]:
-    """The response as stream events, with one text delta per `chunk_words` words."""
+    """The response as stream events, with one text delta per `chunk_words` words. Input
+    usage is reported right after the start as well, as Anthropic does in `message_start`."""
     for event in response_to_events(response):
-        if isinstance(event, TextDelta):
+        if isinstance(event, ResponseStart):
+            yield event
+            yield UsageUpdate(Usage(input_tokens=response.usage.input_tokens))
+        elif isinstance(event, TextDelta):
             for piece in split_words(event.text, chunk_words):
                 yield TextDelta(event.index, piece)
         elif isinstance(event, ThinkingDelta):
