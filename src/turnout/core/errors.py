@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Origin = Literal["gateway", "upstream"]
+AttemptKind = Literal["first", "retry", "fallback", "hedge"]
 
 
 class TurnoutError(Exception):
@@ -136,7 +137,7 @@ class Attempt:
     outcome: Literal["ok", "error", "cancelled", "skipped"]
     error: TurnoutError | None = None
     latency_s: float = 0.0
-    kind: Literal["first", "retry", "fallback", "hedge"] = "first"
+    kind: AttemptKind = "first"
 
 
 class AllAttemptsFailed(TurnoutError):

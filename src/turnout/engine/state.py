@@ -1,0 +1,184 @@
+"""Resilience state shared by every request: breakers, cooldowns, budgets, health.
+
+The executor reports each attempt's real outcome here directly (control flow never rides
+on logging); routing reads it back as admission and ordering decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from turnout.config.policies import BreakerPolicy, RetryPolicy, RoutePolicy
+from turnout.core.errors import RateLimited, TurnoutError
+from turnout.engine.classify import counts_against_deployment
+from turnout.engine.plan import Candidate
+from turnout.providers.types import Deployment, Route
+from turnout.resilience.balancer import CandidateSnapshot, order_candidates
+from turnout.resilience.breaker import BreakerSettings
+from turnout.resilience.clock import Clock, RandomSource
+from turnout.resilience.ejection import BreakerBoard
+from turnout.resilience.health import DeploymentHealth
+from turnout.resilience.retry_budget import BudgetSettings, HedgeBudget, RetryBudget
+
+_DEFAULT_COOLDOWN_S = 1.0
+"""Cooldown after a 429 that did not say how long to wait."""
+
+
+def breaker_settings(policy: BreakerPolicy) -> BreakerSettings:
+    return BreakerSettings(
+        consecutive_failures=policy.consecutive_failures,
+        failure_rate_threshold=policy.failure_rate_threshold, min_calls=policy.min_calls,
+        window_s=policy.window_s, base_ejection_s=policy.base_ejection_s,
+        max_ejection_s=policy.max_ejection_s, half_open_max_probes=policy.half_open_max_probes,
+    )
+
+
+class ResilienceState:
+    """Per-deployment breakers, 429 cooldowns, retry budgets and health, keyed by
+    deployment id so they survive config reloads."""
+
+    def __init__(self, clock: Clock, rng: RandomSource,
+                 sleep: Callable[[float], Awaitable[Any] | Any],
+                 breaker_policy: BreakerPolicy | None = None) -> None:
+        self.clock = clock
+        self.rng = rng
+        self._sleep = sleep
+        self.breakers = BreakerBoard(breaker_settings(breaker_policy or BreakerPolicy()), clock)
+        self.cooldown_until: dict[str, float] = {}
+        self.health: dict[str, DeploymentHealth] = {}
+        self._retry_budgets: dict[str, RetryBudget] = {}
+        self._hedge_budgets: dict[str, HedgeBudget] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        result = self._sleep(seconds)
+        if isinstance(result, Awaitable):
+            await result
+
+    # -- routing -------------------------------------------------------------------------
+    def order(self, route: Route) -> list[Deployment]:
+        """The route's deployments: priority tiers in order, each tier ordered by the
+        route's balancing strategy."""
+        deployments = route.deployments
+        if len(deployments) == 1:
+            return [deployments[0]]
+        strategy = route.policy.balance.strategy
+        ordered: list[Deployment] = []
+        by_id = {d.id: d for d in deployments}
+        for priority in sorted({d.priority for d in deployments}):
+            tier = [self._snapshot(d) for d in deployments if d.priority == priority]
+            ordered.extend(by_id[c.id] for c in order_candidates(strategy, tier, self.rng))
+        return ordered
+
+    def admit(self, plan: list[Candidate]) -> set[int]:
+        """Indexes of plan entries that may be tried now: breaker closed (or the ejection
+        cap admits it as a probe) and not cooling down after a 429."""
+        now = self.clock.monotonic()
+        admitted: set[int] = set()
+        start = 0
+        while start < len(plan):  # the cap applies per route
+            route = plan[start].route
+            end = start
+            while end < len(plan) and plan[end].route is route:
+                end += 1
+            ids = [c.deployment.id for c in plan[start:end]]
+            share = route.policy.breaker.max_ejected_share
+            ok = set(self.breakers.admissible(ids, share))
+            cooling = [i for i in range(start, end)
+                       if self.cooldown_until.get(plan[i].deployment.id, 0.0) > now]
+            for i in range(start, end):
+                if plan[i].deployment.id in ok and i not in cooling:
+                    admitted.add(i)
+            if not any(start <= i < end for i in admitted) and cooling:
+                # Everything is cooling down: the soonest to recover is still worth a try.
+                soonest = min(cooling, key=lambda i: self.cooldown_until[plan[i].deployment.id])
+                if plan[soonest].deployment.id in ok:
+                    admitted.add(soonest)
+            start = end
+        return admitted
+
+    def allow(self, deployment: Deployment) -> bool:
+        """Right before an attempt: may it go? (Reserves a probe slot when half-open.)"""
+        return self.breakers.breaker(deployment.id).allow()
+
+    # -- outcomes ------------------------------------------------------------------------
+    def on_start(self, deployment: Deployment, *, retry: bool) -> None:
+        self._health(deployment).start()
+        if not retry:
+            self._retry_budget(deployment).record_request()
+
+    def on_success(self, deployment: Deployment, headers: Mapping[str, str],
+                   latency_s: float) -> None:
+        health = self._health(deployment)
+        health.finish()
+        health.observe_latency(latency_s)
+        health.update_rate_limits(headers)
+        self.breakers.breaker(deployment.id).record_success()
+
+    def on_first_token(self, deployment: Deployment, ttft_s: float,
+                       headers: Mapping[str, str]) -> None:
+        health = self._health(deployment)
+        health.observe_ttft(ttft_s)
+        health.update_rate_limits(headers)
+
+    def on_stream_end(self, deployment: Deployment, error: TurnoutError | None,
+                      latency_s: float) -> None:
+        health = self._health(deployment)
+        health.finish()
+        breaker = self.breakers.breaker(deployment.id)
+        if error is None:
+            health.observe_latency(latency_s)
+            breaker.record_success()
+        elif counts_against_deployment(error):
+            breaker.record_failure()
+        else:
+            breaker.release_probe()
+
+    def on_failure(self, deployment: Deployment, error: TurnoutError, latency_s: float) -> None:
+        self._health(deployment).finish()
+        breaker = self.breakers.breaker(deployment.id)
+        if isinstance(error, RateLimited) and error.origin == "upstream":
+            wait = error.retry_after if error.retry_after is not None else _DEFAULT_COOLDOWN_S
+            self.cooldown_until[deployment.id] = self.clock.monotonic() + wait
+            breaker.release_probe()
+        elif counts_against_deployment(error):
+            breaker.record_failure()
+        else:
+            breaker.release_probe()
+
+    def on_cancel(self, deployment: Deployment) -> None:
+        self._health(deployment).finish()
+        self.breakers.breaker(deployment.id).release_probe()
+
+    def try_retry(self, deployment: Deployment, policy: RetryPolicy) -> bool:
+        return self._retry_budget(deployment, policy).try_acquire_retry()
+
+    def try_hedge(self, deployment: Deployment, policy: RoutePolicy) -> bool:
+        budget = self._hedge_budgets.get(deployment.id)
+        if budget is None:
+            settings = BudgetSettings(ratio=policy.hedge.max_share, min_per_window=0,
+                                      window_s=policy.retry.window_s)
+            budget = self._hedge_budgets[deployment.id] = HedgeBudget(settings, self.clock)
+        budget.record_request()
+        return budget.try_acquire_hedge()
+
+    # -- internals -----------------------------------------------------------------------
+    def _health(self, deployment: Deployment) -> DeploymentHealth:
+        health = self.health.get(deployment.id)
+        if health is None:
+            health = self.health[deployment.id] = DeploymentHealth(deployment.id, self.clock)
+        return health
+
+    def _retry_budget(self, deployment: Deployment,
+                      policy: RetryPolicy | None = None) -> RetryBudget:
+        budget = self._retry_budgets.get(deployment.id)
+        if budget is None:
+            policy = policy or RetryPolicy()
+            settings = BudgetSettings(ratio=policy.budget_ratio,
+                                      min_per_window=policy.min_retries_per_window,
+                                      window_s=policy.window_s)
+            budget = self._retry_budgets[deployment.id] = RetryBudget(settings, self.clock)
+        return budget
+
+    def _snapshot(self, deployment: Deployment) -> CandidateSnapshot:
+        return self._health(deployment).candidate(deployment.id, deployment.weight)

@@ -1,0 +1,64 @@
+"""The HTTP shell: a route table over the engine. Nothing here knows a wire field name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from turnout.config.runtime import RuntimeConfig
+from turnout.dialects.registry import get_dialect
+from turnout.engine.engine import Engine
+from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.handlers import ChatHandler, models_payload
+
+ENGINE = web.AppKey("engine", Engine)
+
+
+def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None) -> web.Application:
+    """Build the gateway application for a compiled config. The engine is created here
+    (or given, e.g. with an injected clock) and closed with the application."""
+    engine = engine or Engine(runtime)
+    settings = runtime.server
+    keys = GatewayKeys(settings.gateway_keys)
+    # aiohttp's own body limit sits above ours so that we answer 413 in the dialect's shape.
+    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app[ENGINE] = engine
+    openai = ChatHandler(get_dialect("openai_chat"), engine, keys, settings.max_body_bytes)
+    anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, keys,
+                            settings.max_body_bytes)
+
+    async def list_models(request: web.Request) -> web.Response:
+        is_anthropic = "anthropic-version" in request.headers
+        handler = anthropic if is_anthropic else openai
+        if keys.authenticate(request.headers) is None:
+            from turnout.core.errors import AuthenticationFailed
+            return handler.error_response(AuthenticationFailed("Invalid or missing gateway "
+                                                               "API key."))
+        body = models_payload(engine.aliases(), is_anthropic)
+        return web.Response(body=body, content_type="application/json")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    async def readyz(_: web.Request) -> web.Response:
+        components = engine.readiness()
+        failed = any(status.startswith("failed") for status in components.values())
+        body = {"status": "unavailable" if failed else "ready", "components": components}
+        return web.Response(status=503 if failed else 200, body=orjson.dumps(body),
+                            content_type="application/json")
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await engine.start()
+        yield
+        await engine.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/v1/chat/completions", openai)
+    app.router.add_post("/chat/completions", openai)
+    app.router.add_post("/v1/messages", anthropic)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,140 @@
+"""HTTP handlers: decode the client's dialect, call the engine, encode the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from turnout.core.errors import (
+    AuthenticationFailed,
+    ClientClosed,
+    InvalidRequest,
+    RequestTooLarge,
+    TurnoutError,
+)
+from turnout.core.request import ChatRequest
+from turnout.dialects.base import Dialect
+from turnout.engine.context import CallContext
+from turnout.engine.engine import Engine
+from turnout.engine.outcome import Outcome
+from turnout.gateway.auth import GatewayKeys
+
+_JSON = "application/json"
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no"}
+
+
+@dataclass(slots=True)
+class ChatHandler:
+    """Serves one inbound dialect (`/v1/chat/completions` or `/v1/messages`)."""
+
+    dialect: Dialect
+    engine: Engine
+    keys: GatewayKeys
+    max_body_bytes: int
+
+    async def __call__(self, http: web.Request) -> web.StreamResponse:
+        try:
+            principal = self.keys.authenticate(http.headers)
+            if principal is None:
+                raise AuthenticationFailed("Invalid or missing gateway API key.")
+            request = self.dialect.decode_request(await self._read_json(http))
+            ctx = CallContext(principal=principal, timeout_s=_client_timeout(http.headers))
+            if request.stream:
+                return await self._stream(http, request, ctx)
+            outcome = await self.engine.chat(request, ctx)
+        except TurnoutError as error:
+            return self.error_response(error)
+        body = orjson.dumps(self.dialect.encode_response(outcome.response))
+        return web.Response(body=body, content_type=_JSON, headers=_route_headers(outcome, ctx))
+
+    async def _stream(
+        self, http: web.Request, request: ChatRequest, ctx: CallContext
+    ) -> web.StreamResponse:
+        # Errors raised here, before the first byte, still become a normal error response.
+        outcome = await self.engine.stream(request, ctx)
+        response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
+        await response.prepare(http)
+        encoder = self.dialect.stream_encoder(request)
+        try:
+            async for event in outcome.events:
+                data = encoder.encode(event)
+                if data:
+                    await response.write(data)
+            tail = encoder.done()
+            if tail:
+                await response.write(tail)
+        except TurnoutError as error:
+            # After the first byte the status is sent: end with the dialect's error event.
+            await response.write(encoder.encode_error(error))
+        except ConnectionResetError:
+            # The client went away; closing the event iterator cancels the upstream call.
+            raise ClientClosed("client disconnected") from None
+        finally:
+            await outcome.events.aclose()
+        await response.write_eof()
+        return response
+
+    async def _read_json(self, http: web.Request) -> object:
+        if http.content_length is not None and http.content_length > self.max_body_bytes:
+            raise RequestTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.")
+        try:
+            raw = await http.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.") from None
+        if len(raw) > self.max_body_bytes:
+            raise RequestTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.")
+        if not raw:
+            raise InvalidRequest("Request body is empty; expected a JSON object.")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+
+    def error_response(self, error: TurnoutError) -> web.Response:
+        status, headers, body = self.dialect.encode_error(error)
+        return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON,
+                            headers=headers)
+
+
+def _route_headers(outcome: Outcome, ctx: CallContext) -> dict[str, str]:
+    deployment = outcome.deployment
+    return {
+        "x-request-id": ctx.request_id,
+        "x-turnout-deployment": deployment.id,
+        "x-turnout-provider": deployment.provider,
+        "x-turnout-model": deployment.target.model,
+        "x-turnout-attempts": str(len(ctx.attempts)),
+    }
+
+
+def _client_timeout(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("x-turnout-timeout")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InvalidRequest("x-turnout-timeout must be a number of seconds.",
+                             param="x-turnout-timeout") from None
+    if not 0 < seconds <= 86400:
+        raise InvalidRequest("x-turnout-timeout must be between 0 and 86400 seconds.",
+                             param="x-turnout-timeout")
+    return seconds
+
+
+def models_payload(aliases: list[str], anthropic: bool) -> bytes:
+    """`GET /v1/models` in the caller's dialect (Anthropic SDKs send `anthropic-version`)."""
+    now = int(time.time())
+    if anthropic:
+        data = [{"type": "model", "id": a, "display_name": a,
+                 "created_at": "1970-01-01T00:00:00Z"} for a in aliases]
+        return orjson.dumps({"data": data, "has_more": False,
+                             "first_id": aliases[0] if aliases else None,
+                             "last_id": aliases[-1] if aliases else None})
+    return orjson.dumps({"object": "list", "data": [
+        {"id": a, "object": "model", "created": now, "owned_by": "turnout"} for a in aliases]})
