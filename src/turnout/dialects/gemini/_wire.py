@@ -1,0 +1,188 @@
+"""Small mappings shared by every direction of the Gemini dialect: finish reasons, usage,
+tool-call ids, SSE framing and validation helpers for parsed JSON.
+
+Field names follow the REST (camelCase) form of `generativelanguage.googleapis.com/v1beta`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from turnout.core.errors import InvalidRequest, TurnoutError
+from turnout.core.response import FinishReason, Usage
+
+ErrorFactory = Callable[[str, str | None], TurnoutError]
+"""Builds the error to raise for a bad wire value: (message, param) -> error. Requests raise
+`InvalidRequest`, upstream responses `MalformedResponse(origin="upstream")`."""
+
+# --- finish reasons ---------------------------------------------------------------------------
+
+_CONTENT_FILTER = frozenset({
+    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE",
+    "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR",
+})
+# The model produced something unusable (a broken or unexpected function call, a missing
+# thought signature): the answer did not end normally.
+_ERROR = frozenset({
+    "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+    "MISSING_THOUGHT_SIGNATURE", "MALFORMED_RESPONSE", "OTHER", "IMAGE_OTHER", "NO_IMAGE",
+})
+
+
+def finish_reason_in(value: str, *, has_tool_calls: bool) -> FinishReason:
+    """Canonical finish reason for a wire `finishReason`.
+
+    `STOP` means `tool_calls` when the answer holds function calls (Gemini has no separate
+    reason). Gemini never says which stop sequence matched, so `stop_sequence` never comes
+    out. Unknown reasons (added after this was written) count as a normal `stop`.
+    """
+    if value == "MAX_TOKENS":
+        return "length"
+    if value in _CONTENT_FILTER:
+        return "content_filter"
+    if value in _ERROR:
+        return "error"
+    return "tool_calls" if has_tool_calls else "stop"
+
+
+_FINISH_OUT: dict[FinishReason, str] = {
+    "stop": "STOP", "stop_sequence": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS",
+    "content_filter": "SAFETY", "error": "OTHER",
+}
+
+
+def finish_reason_out(reason: FinishReason | None) -> str:
+    return _FINISH_OUT.get(reason, "STOP") if reason is not None else "STOP"
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+def usage_in(wire: dict[str, Any]) -> Usage:
+    """Canonical usage from `usageMetadata`.
+
+    `promptTokenCount` already includes cached tokens; tokens of tool-use prompts (search
+    results and the like) are prompt tokens too. Output counts the answer and the thoughts,
+    which Gemini reports apart (`candidatesTokenCount` excludes `thoughtsTokenCount`)."""
+    thoughts = _count(wire.get("thoughtsTokenCount"))
+    return Usage(
+        input_tokens=_count(wire.get("promptTokenCount"))
+        + _count(wire.get("toolUsePromptTokenCount")),
+        output_tokens=_count(wire.get("candidatesTokenCount")) + thoughts,
+        cached_tokens=_count(wire.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
+
+
+def usage_out(usage: Usage) -> dict[str, Any]:
+    """`usageMetadata` for canonical usage (zero optional counts are left out, like Gemini)."""
+    wire: dict[str, Any] = {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": max(0, usage.output_tokens - usage.reasoning_tokens),
+        "totalTokenCount": usage.input_tokens + usage.output_tokens,
+    }
+    if usage.cached_tokens:
+        wire["cachedContentTokenCount"] = usage.cached_tokens
+    if usage.reasoning_tokens:
+        wire["thoughtsTokenCount"] = usage.reasoning_tokens
+    return wire
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# --- tool-call ids ----------------------------------------------------------------------------
+
+ISSUED_ID_PREFIX = "gemini_"
+"""Canonical ids of function calls whose id Gemini itself issued: `gemini_<wire id>`.
+
+Gemini (the Developer API) often omits `functionCall.id`, and several API surfaces reject an
+`id` they did not issue (`Unknown name "id" at ...function_call`), while newer models expect
+the ids they did issue to come back on `functionResponse`. So an outbound request carries an
+`id` only for calls Gemini issued, recognised by this prefix; synthesised ids
+(`call_<response id>_<n>`) and other providers' ids (`call_...`, `toolu_...`) are left out
+and Gemini pairs calls and responses by name and order, as it documents."""
+
+
+def issued_id_in(wire_id: str) -> str:
+    """Canonical id for an id Gemini issued."""
+    return ISSUED_ID_PREFIX + wire_id
+
+
+def issued_id_out(canonical_id: str) -> str | None:
+    """The id to send upstream for a canonical tool-call id, or None to send none."""
+    if canonical_id.startswith(ISSUED_ID_PREFIX) and len(canonical_id) > len(ISSUED_ID_PREFIX):
+        return canonical_id[len(ISSUED_ID_PREFIX):]
+    return None
+
+
+def verbatim_id(canonical_id: str) -> str | None:
+    """Ids sent by our own Gemini server side: every canonical id, unchanged."""
+    return canonical_id
+
+
+# --- SSE --------------------------------------------------------------------------------------
+
+def sse(payload: dict[str, Any]) -> bytes:
+    """One SSE event the way Gemini frames it (`alt=sse`): a data line and a CRLF blank line."""
+    return b"data: " + orjson.dumps(payload) + b"\r\n\r\n"
+
+
+# --- validation of parsed JSON ------------------------------------------------------------------
+
+def invalid_request(message: str, param: str | None) -> TurnoutError:
+    return InvalidRequest(message, param=param)
+
+
+def obj(value: Any, param: str, err: ErrorFactory = invalid_request) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise err(f"`{param}` must be an object", param)
+    return value
+
+
+def arr(value: Any, param: str, err: ErrorFactory = invalid_request) -> list[Any]:
+    if not isinstance(value, list):
+        raise err(f"`{param}` must be an array", param)
+    return value
+
+
+def string(value: Any, param: str, err: ErrorFactory = invalid_request) -> str:
+    if not isinstance(value, str):
+        raise err(f"`{param}` must be a string", param)
+    return value
+
+
+def integer(value: Any, param: str, err: ErrorFactory = invalid_request) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        # proto3 JSON also accepts int64 as a decimal string
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        raise err(f"`{param}` must be an integer", param)
+    return value
+
+
+def number(value: Any, param: str, err: ErrorFactory = invalid_request) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise err(f"`{param}` must be a number", param)
+    return float(value)
+
+
+def boolean(value: Any, param: str, err: ErrorFactory = invalid_request) -> bool:
+    if not isinstance(value, bool):
+        raise err(f"`{param}` must be a boolean", param)
+    return value
+
+
+def only_keys(
+    value: dict[str, Any], allowed: Iterable[str], param: str,
+    err: ErrorFactory = invalid_request,
+) -> None:
+    """Reject unknown keys the way Gemini does (`Unknown name "x" at ...`)."""
+    allowed_set = set(allowed)
+    for key in value:
+        if key not in allowed_set:
+            where = f"{param}.{key}" if param else key
+            raise err(f"unknown field `{where}`", where)
