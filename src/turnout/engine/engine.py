@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from turnout.config.runtime import (
     RuntimeConfig,
@@ -12,11 +12,13 @@ from turnout.config.runtime import (
     start_local_servers,
     stop_local_servers,
 )
-from turnout.core.errors import TurnoutError
-from turnout.core.events import StreamEvent
+from turnout.core.errors import ClientClosed, TurnoutError
+from turnout.core.events import StreamEvent, UsageUpdate
 from turnout.core.request import ChatRequest
+from turnout.core.response import Usage
 from turnout.engine.context import CallContext
 from turnout.engine.executor import Executor, FailoverHook
+from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import ChatOutcome, StreamOutcome
 from turnout.engine.plan import Candidate, build_plan, resolve
 from turnout.engine.state import ResilienceState
@@ -43,13 +45,15 @@ class Engine:
         rng: RandomSource | None = None,
         sleep: Callable[[float], object] | None = None,
         on_failover: FailoverHook | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self._runtime = runtime
         self._transport = transport or HttpTransport()
         self._caller = UpstreamCaller(self._transport)
         self.state = ResilienceState(clock or SystemClock(), rng or random.Random(),
                                      sleep or asyncio.sleep)
-        self._executor = Executor(self.state, on_failover)
+        self.observers = Observers(observers)
+        self._executor = Executor(self.state, on_failover, self.observers)
 
     @property
     def runtime(self) -> RuntimeConfig:
@@ -86,8 +90,8 @@ class Engine:
         """A complete answer, failing over as the route's policy allows."""
         ctx = ctx or CallContext()
         request.stream = False
-        plan = self.plan(request)
         clock = self.state.clock
+        started = clock.monotonic()
 
         async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> ChatOutcome:
             await self._ensure_local(candidate)
@@ -97,15 +101,23 @@ class Engine:
             self.state.on_success(candidate.deployment, headers, clock.monotonic() - started)
             return ChatOutcome(candidate.deployment, response)
 
-        success = await self._executor.run(plan, request, ctx, attempt)
+        try:
+            success = await self._executor.run(self.plan(request), request, ctx, attempt)
+        except TurnoutError as error:
+            if self.observers:
+                self._request_event(ctx, request, started, error=error)
+            raise
+        if self.observers:
+            self._request_event(ctx, request, started, outcome=success.value,
+                                usage=success.value.response.usage)
         return success.value
 
     async def stream(self, request: ChatRequest, ctx: CallContext | None = None) -> StreamOutcome:
         """A stream whose first content has arrived: failures before it fail over invisibly."""
         ctx = ctx or CallContext()
         request.stream = True
-        plan = self.plan(request)
         clock = self.state.clock
+        started = clock.monotonic()
 
         async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> PeekedStream:
             await self._ensure_local(candidate)
@@ -114,7 +126,13 @@ class Engine:
             self.state.on_first_token(candidate.deployment, peeked.ttft_s, upstream.headers)
             return peeked
 
-        success = await self._executor.run(plan, request, ctx, attempt)
+        try:
+            plan = self.plan(request)
+            success = await self._executor.run(plan, request, ctx, attempt)
+        except TurnoutError as error:
+            if self.observers:
+                self._request_event(ctx, request, started, error=error)
+            raise
         deployment = success.candidate.deployment
 
         def done(stream: PeekedStream, error: TurnoutError | None) -> None:
@@ -132,7 +150,44 @@ class Engine:
         continuation = continue_on if success.candidate.route.policy.stream_continuation else None
         events: AsyncGenerator[StreamEvent, None] = relay(
             success.value, request, on_done=done, continue_on=continuation)
+        if self.observers:
+            events = self._observed(events, ctx, request, started, success.value.ttft_s,
+                                    StreamOutcome(deployment, events))
         return StreamOutcome(deployment, events)
+
+    async def _observed(
+        self, events: AsyncGenerator[StreamEvent, None], ctx: CallContext,
+        request: ChatRequest, started: float, ttft_s: float, outcome: StreamOutcome,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Relay `events`, then report the request (only when someone observes)."""
+        usage = Usage()
+        error: TurnoutError | None = ClientClosed("client closed the stream")
+        try:
+            async for event in events:
+                if isinstance(event, UsageUpdate):
+                    usage.merge(event.usage)
+                yield event
+            error = None
+        except TurnoutError as exc:
+            error = exc
+            raise
+        finally:
+            await events.aclose()
+            self._request_event(ctx, request, started, outcome=outcome, error=error,
+                                usage=usage, ttft_s=ttft_s)
+
+    def _request_event(
+        self, ctx: CallContext, request: ChatRequest, started: float, *,
+        outcome: ChatOutcome | StreamOutcome | None = None, error: TurnoutError | None = None,
+        usage: Usage | None = None, ttft_s: float | None = None,
+    ) -> None:
+        self.observers.request(RequestEvent(
+            request_id=ctx.request_id, route=request.model, principal=ctx.principal,
+            stream=request.stream, status=error.status if error else 200,
+            latency_s=self.state.clock.monotonic() - started,
+            attempts=sum(1 for a in ctx.attempts if a.outcome != "skipped"),
+            deployment=outcome.deployment.id if outcome else None,
+            error_code=error.code if error else None, ttft_s=ttft_s, usage=usage))
 
     async def _ensure_local(self, candidate: Candidate) -> None:
         server = self._runtime.local_servers.get(candidate.deployment.provider)

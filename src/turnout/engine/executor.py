@@ -23,6 +23,7 @@ from turnout.core.errors import (
 )
 from turnout.core.request import ChatRequest
 from turnout.engine.context import CallContext
+from turnout.engine.observe import AttemptEvent, FailoverEvent, Observers
 from turnout.engine.plan import Candidate
 from turnout.engine.state import ResilienceState
 from turnout.engine.tokens import estimate_prompt_tokens
@@ -44,9 +45,11 @@ class Success(Generic[T]):
 class Executor:
     """Runs a request's plan. Shared by every request; holds no per-request state."""
 
-    def __init__(self, state: ResilienceState, on_failover: FailoverHook | None = None) -> None:
+    def __init__(self, state: ResilienceState, on_failover: FailoverHook | None = None,
+                 observers: Observers | None = None) -> None:
         self.state = state
         self.on_failover = on_failover
+        self.observers = observers or Observers()
 
     async def run(
         self, plan: list[Candidate], request: ChatRequest, ctx: CallContext,
@@ -95,6 +98,8 @@ class Executor:
                     self.state.on_failure(candidate.deployment, error, latency)
                     ctx.attempts.append(Attempt(candidate.deployment.id, "error", error,
                                                 latency, kind))
+                    if self.observers:
+                        self._emit(ctx, candidate, request, ctx.attempts[-1])
                     action = self._next_action(error, candidate, policy, tries, remaining,
                                                has_next=_has_next(plan, index, admitted))
                     if isinstance(error, ContextWindowExceeded):
@@ -108,15 +113,19 @@ class Executor:
                         continue
                     if action.action is Action.GIVE_UP:
                         raise self._exhausted(ctx, unsupported) from None
-                    self._notify_failover(error, plan, index + 1, admitted)
+                    self._notify_failover(ctx, error, plan, index, admitted)
                     break
                 except asyncio.CancelledError:
                     self.state.on_cancel(candidate.deployment)
                     ctx.attempts.append(Attempt(candidate.deployment.id, "cancelled",
                                                 None, clock.monotonic() - started, kind))
+                    if self.observers:
+                        self._emit(ctx, candidate, request, ctx.attempts[-1])
                     raise
                 ctx.attempts.append(Attempt(candidate.deployment.id, "ok", None,
                                             clock.monotonic() - started, kind))
+                if self.observers:
+                    self._emit(ctx, candidate, request, ctx.attempts[-1])
                 return Success(candidate, value, index)
         raise self._exhausted(ctx, unsupported)
 
@@ -148,14 +157,31 @@ class Executor:
         return _Decision(decision.action, decision.delay)
 
     def _notify_failover(
-        self, error: TurnoutError, plan: list[Candidate], start: int, admitted: set[int]
+        self, ctx: CallContext, error: TurnoutError, plan: list[Candidate], current: int,
+        admitted: set[int],
     ) -> None:
-        if self.on_failover is None:
+        if self.on_failover is None and not self.observers:
             return
-        for index in range(start, len(plan)):
+        for index in range(current + 1, len(plan)):
             if index in admitted:
-                self.on_failover(error, plan[index])
+                if self.on_failover is not None:
+                    self.on_failover(error, plan[index])
+                if self.observers:
+                    self.observers.failover(FailoverEvent(
+                        ctx.request_id, plan[0].route.alias, plan[current].deployment.id,
+                        plan[index].deployment.id, fallback_reason(error) or error.code))
                 return
+
+    def _emit(self, ctx: CallContext, candidate: Candidate, request: ChatRequest,
+              attempt: Attempt) -> None:
+        error = attempt.error
+        outcome = "cancelled" if attempt.outcome == "cancelled" else attempt.outcome
+        self.observers.attempt(AttemptEvent(
+            ctx.request_id, candidate.route.alias, candidate.deployment.id,
+            candidate.deployment.provider, attempt.kind,
+            "ok" if outcome == "ok" else ("cancelled" if outcome == "cancelled" else "error"),
+            attempt.latency_s, error.code if error else None,
+            fallback_reason(error) if error else None, request.stream))
 
     @staticmethod
     def _exhausted(
