@@ -128,7 +128,8 @@ class Engine:
 
         try:
             plan = self.plan(request)
-            success = await self._executor.run(plan, request, ctx, attempt)
+            success = await self._executor.run(plan, request, ctx, attempt,
+                                               dispose=self._dispose_stream)
         except TurnoutError as error:
             if self.observers:
                 self._request_event(ctx, request, started, error=error)
@@ -142,7 +143,8 @@ class Engine:
         async def continue_on(follow: ChatRequest, error: TurnoutError) -> PeekedStream | None:
             try:
                 more = await self._executor.run(plan, follow, ctx, attempt,
-                                                start=success.plan_index + 1)
+                                                start=success.plan_index + 1,
+                                                dispose=self._dispose_stream)
             except TurnoutError:
                 return None
             return more.value
@@ -188,6 +190,11 @@ class Engine:
             attempts=sum(1 for a in ctx.attempts if a.outcome != "skipped"),
             deployment=outcome.deployment.id if outcome else None,
             error_code=error.code if error else None, ttft_s=ttft_s, usage=usage))
+
+    def _dispose_stream(self, stream: PeekedStream) -> None:
+        """A hedge that answered but lost the race: drop its connection."""
+        stream.upstream.close()
+        self.state.on_stream_end(stream.upstream.deployment, ClientClosed("hedge lost"), 0.0)
 
     async def _ensure_local(self, candidate: Candidate) -> None:
         server = self._runtime.local_servers.get(candidate.deployment.provider)

@@ -1,4 +1,5 @@
-"""The attempt loop: breaker-aware ordering, retries with backoff, fallback, deadlines.
+"""The attempt loop: breaker-aware ordering, retries with backoff, fallback, hedging and
+deadlines.
 
 Non-stream and stream calls share one loop; they differ only in the `AttemptFn` that runs
 one attempt (a full call, or a stream opened and peeked up to its first content).
@@ -23,6 +24,7 @@ from turnout.core.errors import (
 )
 from turnout.core.request import ChatRequest
 from turnout.engine.context import CallContext
+from turnout.engine.hedge import race_with_hedge
 from turnout.engine.observe import AttemptEvent, FailoverEvent, Observers
 from turnout.engine.plan import Candidate
 from turnout.engine.state import ResilienceState
@@ -32,6 +34,7 @@ from turnout.resilience.backoff import Action, BackoffSettings, decide, retry_de
 
 T = TypeVar("T")
 AttemptFn = Callable[[Candidate, AttemptTimeouts], Awaitable[T]]
+Dispose = Callable[[T], None]
 FailoverHook = Callable[[TurnoutError, Candidate], None]
 
 
@@ -53,149 +56,231 @@ class Executor:
 
     async def run(
         self, plan: list[Candidate], request: ChatRequest, ctx: CallContext,
-        attempt: AttemptFn[T], *, start: int = 0,
+        attempt: AttemptFn[T], *, start: int = 0, dispose: Dispose[T] | None = None,
     ) -> Success[T]:
         """Try `plan[start:]` until one attempt succeeds. Raises the caller's error at once
-        for errors no other target can fix, else `AllAttemptsFailed` with every attempt."""
-        policy = plan[0].route.policy if plan else RoutePolicy()
-        clock = self.state.clock
-        deadline = _deadline(clock.monotonic(), policy, ctx)
-        admitted = self.state.admit(plan)
-        min_context = _min_context(request, plan)
-        unsupported: UnsupportedFeature | None = None
-        total = 0
-        for index in range(start, len(plan)):
-            candidate = plan[index]
-            info = candidate.deployment.info
-            if index not in admitted or (min_context and info.context_window is not None
-                                         and info.context_window < min_context):
-                continue
-            if not self.state.allow(candidate.deployment):
-                continue
-            tries = 0
-            while True:
-                remaining = None if deadline is None else deadline - clock.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise self._exhausted(ctx, unsupported, timed_out=True)
-                if total >= policy.retry.max_attempts_total:
-                    raise self._exhausted(ctx, unsupported)
-                kind: AttemptKind = "first" if total == 0 else (
-                    "retry" if tries else "fallback")
-                tries += 1
-                total += 1
-                started = clock.monotonic()
-                self.state.on_start(candidate.deployment, retry=kind == "retry")
-                try:
-                    value = await attempt(candidate, _timeouts(policy, remaining))
-                except UnsupportedFeature as error:
-                    # This target cannot express the request; another may. Not a health issue.
-                    self.state.on_cancel(candidate.deployment)
-                    unsupported = unsupported or error
-                    total -= 1
-                    break
-                except TurnoutError as error:
-                    latency = clock.monotonic() - started
-                    self.state.on_failure(candidate.deployment, error, latency)
-                    ctx.attempts.append(Attempt(candidate.deployment.id, "error", error,
-                                                latency, kind))
-                    if self.observers:
-                        self._emit(ctx, candidate, request, ctx.attempts[-1])
-                    action = self._next_action(error, candidate, policy, tries, remaining,
-                                               has_next=_has_next(plan, index, admitted))
-                    if isinstance(error, ContextWindowExceeded):
-                        # Only a target with a larger window can help.
-                        window = info.context_window or estimate_prompt_tokens(request)
-                        min_context = max(min_context, window + 1)
-                    if action is None:
-                        raise error from None
-                    if action.action is Action.RETRY_AFTER_WAIT:
-                        await self.state.sleep(action.delay)
-                        continue
-                    if action.action is Action.GIVE_UP:
-                        raise self._exhausted(ctx, unsupported) from None
-                    self._notify_failover(ctx, error, plan, index, admitted)
-                    break
-                except asyncio.CancelledError:
-                    self.state.on_cancel(candidate.deployment)
-                    ctx.attempts.append(Attempt(candidate.deployment.id, "cancelled",
-                                                None, clock.monotonic() - started, kind))
-                    if self.observers:
-                        self._emit(ctx, candidate, request, ctx.attempts[-1])
-                    raise
-                ctx.attempts.append(Attempt(candidate.deployment.id, "ok", None,
-                                            clock.monotonic() - started, kind))
-                if self.observers:
-                    self._emit(ctx, candidate, request, ctx.attempts[-1])
-                return Success(candidate, value, index)
-        raise self._exhausted(ctx, unsupported)
+        for errors no other target can fix, else `AllAttemptsFailed` with every attempt.
+        `dispose` releases the value of a hedge attempt that finished but lost the race."""
+        return await _Run(self, plan, request, ctx, attempt, dispose).execute(start)
 
-    def _next_action(
-        self, error: TurnoutError, candidate: Candidate, policy: RoutePolicy, tries: int,
-        remaining: float | None, *, has_next: bool,
-    ) -> _Decision | None:
-        """None: raise this error to the caller as it is (nobody else can fix it)."""
-        reason = fallback_reason(error)
-        if error.origin != "upstream" or reason is None:
+    def emit_attempt(self, ctx: CallContext, candidate: Candidate, request: ChatRequest,
+                     attempt: Attempt) -> None:
+        error = attempt.error
+        self.observers.attempt(AttemptEvent(
+            ctx.request_id, candidate.route.alias, candidate.deployment.id,
+            candidate.deployment.provider, attempt.kind,
+            "ok" if attempt.outcome == "ok" else (
+                "cancelled" if attempt.outcome == "cancelled" else "error"),
+            attempt.latency_s, error.code if error else None,
+            fallback_reason(error) if error else None, request.stream))
+
+
+class _Run(Generic[T]):
+    """The state of one request's way through its plan."""
+
+    def __init__(self, executor: Executor, plan: list[Candidate], request: ChatRequest,
+                 ctx: CallContext, attempt: AttemptFn[T], dispose: Dispose[T] | None) -> None:
+        self.x = executor
+        self.state = executor.state
+        self.plan = plan
+        self.request = request
+        self.ctx = ctx
+        self.attempt = attempt
+        self.dispose = dispose
+        self.policy = plan[0].route.policy if plan else RoutePolicy()
+        self.deadline = _deadline(self.state.clock.monotonic(), self.policy, ctx)
+        self.admitted = self.state.admit(plan)
+        self.min_context = _min_context(request, plan)
+        self.unsupported: UnsupportedFeature | None = None
+        self.total = 0
+        self.hedged: set[int] = set()
+
+    async def execute(self, start: int) -> Success[T]:
+        for index in range(start, len(self.plan)):
+            if not self._eligible(index):
+                continue
+            result = await self._target(index)
+            if result is not None:
+                return result
+        raise self._exhausted()
+
+    def _eligible(self, index: int) -> bool:
+        if index not in self.admitted or index in self.hedged:
+            return False
+        window = self.plan[index].deployment.info.context_window
+        if self.min_context and window is not None and window < self.min_context:
+            return False
+        return self.state.allow(self.plan[index].deployment)
+
+    async def _target(self, index: int) -> Success[T] | None:
+        """Attempts on one target (retries included); None means: fail over."""
+        candidate = self.plan[index]
+        tries = 0
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                raise self._exhausted(timed_out=True)
+            if self.total >= self.policy.retry.max_attempts_total:
+                raise self._exhausted()
+            kind: AttemptKind = "first" if self.total == 0 else (
+                "retry" if tries else "fallback")
+            tries += 1
+            timeouts = _timeouts(self.policy, remaining)
+            try:
+                hedge = self._hedge_target(index, kind)
+                if hedge is None:
+                    value = await self._one(candidate, kind, timeouts)
+                    return Success(candidate, value, index)
+                return await self._hedged(index, hedge, kind, timeouts)
+            except UnsupportedFeature as error:
+                # This target cannot express the request; another may. Not a health issue.
+                self.unsupported = self.unsupported or error
+                return None
+            except TurnoutError as error:
+                action = self._after_failure(error, candidate, tries, remaining, index)
+                if action.action is Action.RETRY_AFTER_WAIT:
+                    await self.state.sleep(action.delay)
+                    continue
+                if action.action is Action.GIVE_UP:
+                    raise self._exhausted() from None
+                self._notify_failover(error, index)
+                return None
+
+    async def _one(self, candidate: Candidate, kind: AttemptKind,
+                   timeouts: AttemptTimeouts) -> T:
+        """One attempt with its bookkeeping: health, breaker, attempt log, events."""
+        clock = self.state.clock
+        started = clock.monotonic()
+        self.total += 1
+        self.state.on_start(candidate.deployment, retry=kind == "retry")
+        try:
+            value = await self.attempt(candidate, timeouts)
+        except UnsupportedFeature:
+            self.total -= 1
+            self.state.on_cancel(candidate.deployment)
+            raise
+        except TurnoutError as error:
+            latency = clock.monotonic() - started
+            self.state.on_failure(candidate.deployment, error, latency)
+            self._log(candidate, Attempt(candidate.deployment.id, "error", error, latency, kind))
+            raise
+        except asyncio.CancelledError:
+            self.state.on_cancel(candidate.deployment)
+            self._log(candidate, Attempt(candidate.deployment.id, "cancelled", None,
+                                         clock.monotonic() - started, kind))
+            raise
+        self._log(candidate, Attempt(candidate.deployment.id, "ok", None,
+                                     clock.monotonic() - started, kind))
+        return value
+
+    def _log(self, candidate: Candidate, attempt: Attempt) -> None:
+        self.ctx.attempts.append(attempt)
+        if self.x.observers:
+            self.x.emit_attempt(self.ctx, candidate, self.request, attempt)
+
+    # -- hedging -------------------------------------------------------------------------
+    def _hedge_target(self, index: int, kind: AttemptKind) -> int | None:
+        """The plan index to hedge the attempt on `index` with, if hedging applies now."""
+        hedge = self.plan[index].route.policy.hedge
+        if not hedge.enabled or kind == "retry":
             return None
-        if reason not in policy.fallback_on:
-            return None
-        retry = policy.retry
+        for other in range(index + 1, len(self.plan)):
+            if other in self.admitted and other not in self.hedged and (
+                    self.plan[other].route is self.plan[index].route):
+                return other
+        return None
+
+    async def _hedged(self, index: int, other: int, kind: AttemptKind,
+                      timeouts: AttemptTimeouts) -> Success[T]:
+        primary, backup = self.plan[index], self.plan[other]
+        policy = primary.route.policy
+        delay = policy.hedge.delay_s
+        if delay is None and policy.hedge.use_p95:
+            delay = self.state.ttft_p95(primary.deployment)
+        if delay is None:
+            value = await self._one(primary, kind, timeouts)
+            return Success(primary, value, index)
+
+        def admit_hedge() -> bool:
+            if not self.state.try_hedge(primary.deployment, policy):
+                return False
+            if not self.state.allow(backup.deployment):
+                return False
+            self.hedged.add(other)
+            return True
+
+        winner, value = await race_with_hedge(
+            lambda: self._one(primary, kind, timeouts),
+            lambda: self._one(backup, "hedge", timeouts),
+            delay, admit_hedge, self.state.sleep, self.dispose,
+        )
+        return Success(primary, value, index) if winner == 0 else Success(backup, value, other)
+
+    # -- decisions -----------------------------------------------------------------------
+    def _after_failure(self, error: TurnoutError, candidate: Candidate, tries: int,
+                       remaining: float | None, index: int) -> _Decision:
         if isinstance(error, ContextWindowExceeded):
+            # Only a target with a larger window can help.
+            window = candidate.deployment.info.context_window or estimate_prompt_tokens(
+                self.request)
+            self.min_context = max(self.min_context, window + 1)
+        reason = fallback_reason(error)
+        policy = candidate.route.policy
+        if error.origin != "upstream" or reason is None or reason not in policy.fallback_on:
+            raise error  # nobody else can fix it: the caller gets it as it is
+        has_next = any(self._could_try(i) for i in range(index + 1, len(self.plan)))
+        if isinstance(error, ContextWindowExceeded) or not error.retryable:
+            # Not worth retrying here (e.g. a provider-key 401), but another may serve.
             return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
+        retry = policy.retry
         settings = BackoffSettings(base_s=retry.base_delay_s, cap_s=retry.max_delay_s,
                                    max_retry_after_s=retry.max_retry_after_s)
         delay = retry_delay(tries - 1, error.retry_after, settings, self.state.rng)
         decision = decide(
-            retryable=error.retryable, attempts_made=tries,
+            retryable=True, attempts_made=tries,
             max_attempts=retry.max_attempts_per_target, delay=delay,
             remaining_deadline=remaining, has_next_target=has_next,
             budget_allows=lambda: self.state.try_retry(candidate.deployment, retry),
             max_retry_after_s=retry.max_retry_after_s,
         )
-        if not error.retryable:  # e.g. a provider-key 401: not worth retrying, may fail over
-            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
         return _Decision(decision.action, decision.delay)
 
-    def _notify_failover(
-        self, ctx: CallContext, error: TurnoutError, plan: list[Candidate], current: int,
-        admitted: set[int],
-    ) -> None:
-        if self.on_failover is None and not self.observers:
+    def _could_try(self, index: int) -> bool:
+        if index not in self.admitted or index in self.hedged:
+            return False
+        window = self.plan[index].deployment.info.context_window
+        return not (self.min_context and window is not None and window < self.min_context)
+
+    def _notify_failover(self, error: TurnoutError, current: int) -> None:
+        x = self.x
+        if x.on_failover is None and not x.observers:
             return
-        for index in range(current + 1, len(plan)):
-            if index in admitted:
-                if self.on_failover is not None:
-                    self.on_failover(error, plan[index])
-                if self.observers:
-                    self.observers.failover(FailoverEvent(
-                        ctx.request_id, plan[0].route.alias, plan[current].deployment.id,
-                        plan[index].deployment.id, fallback_reason(error) or error.code))
+        for index in range(current + 1, len(self.plan)):
+            if self._could_try(index):
+                target = self.plan[index]
+                if x.on_failover is not None:
+                    x.on_failover(error, target)
+                if x.observers:
+                    x.observers.failover(FailoverEvent(
+                        self.ctx.request_id, self.plan[0].route.alias,
+                        self.plan[current].deployment.id, target.deployment.id,
+                        fallback_reason(error) or error.code))
                 return
 
-    def _emit(self, ctx: CallContext, candidate: Candidate, request: ChatRequest,
-              attempt: Attempt) -> None:
-        error = attempt.error
-        outcome = "cancelled" if attempt.outcome == "cancelled" else attempt.outcome
-        self.observers.attempt(AttemptEvent(
-            ctx.request_id, candidate.route.alias, candidate.deployment.id,
-            candidate.deployment.provider, attempt.kind,
-            "ok" if outcome == "ok" else ("cancelled" if outcome == "cancelled" else "error"),
-            attempt.latency_s, error.code if error else None,
-            fallback_reason(error) if error else None, request.stream))
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - self.state.clock.monotonic()
 
-    @staticmethod
-    def _exhausted(
-        ctx: CallContext, unsupported: UnsupportedFeature | None, *, timed_out: bool = False
-    ) -> TurnoutError:
-        tried = [a for a in ctx.attempts if a.outcome != "skipped"]
-        if not tried:
-            if unsupported is not None:
-                return unsupported
+    def _exhausted(self, *, timed_out: bool = False) -> TurnoutError:
+        if not self.ctx.attempts:
+            if self.unsupported is not None:
+                return self.unsupported
             if timed_out:
                 return UpstreamTimeout("the request deadline passed before any attempt")
-            return AllAttemptsFailed([], "no deployment of this route is available: "
-                                         "every one is ejected or cannot hold the request")
-        return AllAttemptsFailed(list(ctx.attempts))
+            return AllAttemptsFailed([], "no deployment of this route is available: every "
+                                         "one is ejected or cannot hold the request")
+        return AllAttemptsFailed(list(self.ctx.attempts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +306,6 @@ def _timeouts(policy: RoutePolicy, remaining: float | None) -> AttemptTimeouts:
 
 def _cap(value: float | None, limit: float) -> float:
     return limit if value is None else min(value, limit)
-
-
-def _has_next(plan: list[Candidate], index: int, admitted: set[int]) -> bool:
-    return any(i in admitted for i in range(index + 1, len(plan)))
 
 
 def _min_context(request: ChatRequest, plan: list[Candidate]) -> int:

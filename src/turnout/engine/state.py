@@ -162,6 +162,11 @@ class ResilienceState:
         budget.record_request()
         return budget.try_acquire_hedge()
 
+    def ttft_p95(self, deployment: Deployment) -> float | None:
+        """The observed p95 time to first token (None until enough samples)."""
+        health = self.health.get(deployment.id)
+        return None if health is None else health.ttft_quantile(0.95)
+
     # -- internals -----------------------------------------------------------------------
     def _health(self, deployment: Deployment) -> DeploymentHealth:
         health = self.health.get(deployment.id)
