@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from turnout.config.policies import RoutePolicy
 from turnout.dialects.base import UpstreamTarget
 
 
@@ -35,6 +36,8 @@ class Deployment:
     weight: float = 1.0
     priority: int = 0
     """Lower is tried first; equal priorities are load-balanced."""
+    kind: str = ""
+    """The provider row this deployment was built from (`openai`, `vllm`, `local`, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +48,5 @@ class Route:
     deployments: tuple[Deployment, ...]
     fallbacks: tuple[str, ...] = ()
     """Aliases to try, in order, after every deployment of this route failed."""
+    policy: RoutePolicy = field(default_factory=RoutePolicy)
+    """The router's default policy merged with this route's overrides."""
