@@ -1,0 +1,97 @@
+"""The bundled catalog loads as package data and overrides apply field by field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from turnout.providers.catalog import (
+    CatalogError,
+    ModelFields,
+    bundled_catalog,
+    lookup,
+    parse_catalog,
+)
+from turnout.providers.types import ModelInfo
+
+
+def test_required_models_are_present() -> None:
+    cat = bundled_catalog()
+    assert {"gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4o",
+            "gpt-4o-mini", "o3", "o4-mini"} <= set(cat["openai"])
+    assert {"claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"} <= set(cat["anthropic"])
+    assert any(m.startswith("claude-3-5-haiku") for m in cat["anthropic"])
+    assert {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"} <= set(cat["gemini"])
+    assert all("/" in m for m in cat["openrouter"])
+    assert "smollm2" in cat["local"]
+
+
+# Figures from the vendors' model pages (OpenAI, Anthropic, Google AI), not from the yaml.
+@pytest.mark.parametrize(("section", "model", "window", "max_out", "price_in", "price_out"), [
+    ("openai", "gpt-5", 400_000, 128_000, 1.25, 10.0),
+    ("openai", "gpt-4o-mini", 128_000, 16_384, 0.15, 0.60),
+    ("openai", "o4-mini", 200_000, 100_000, 1.10, 4.40),
+    ("anthropic", "claude-sonnet-4-5", 200_000, 64_000, 3.0, 15.0),
+    ("anthropic", "claude-haiku-4-5", 200_000, 64_000, 1.0, 5.0),
+    ("gemini", "gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40),
+])
+def test_spot_checked_figures(section: str, model: str, window: int, max_out: int,
+                              price_in: float, price_out: float) -> None:
+    info = bundled_catalog()[section][model]
+    assert (info.context_window, info.max_output_tokens) == (window, max_out)
+    assert (info.input_cost_per_mtok, info.output_cost_per_mtok) == (price_in, price_out)
+
+
+def test_capabilities() -> None:
+    cat = bundled_catalog()
+    assert cat["openai"]["o3"].reasoning and not cat["openai"]["gpt-4o"].reasoning
+    assert cat["anthropic"]["claude-haiku-4-5"].vision
+    assert not cat["local"]["smollm2"].tools and not cat["local"]["smollm2"].vision
+
+
+def test_every_row_is_complete() -> None:
+    for section, models in bundled_catalog().items():
+        for model, info in models.items():
+            assert info.context_window, (section, model)
+            assert info.input_cost_per_mtok is not None, (section, model)
+            assert info.output_cost_per_mtok is not None, (section, model)
+
+
+def test_catalog_is_immutable() -> None:
+    cat = bundled_catalog()
+    with pytest.raises(TypeError):
+        cat["openai"]["x"] = ModelInfo()  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cat["openai"]["gpt-4o"].context_window = 1  # type: ignore[misc]
+
+
+def test_lookup_of_unknown_models_gives_defaults() -> None:
+    cat = bundled_catalog()
+    assert lookup(cat, "openai", "gpt-99") == ModelInfo()
+    assert lookup(cat, None, "gpt-4o") == ModelInfo()
+    assert lookup(cat, "openai", "gpt-4o") is cat["openai"]["gpt-4o"]
+
+
+def test_override_sets_only_given_fields() -> None:
+    base = bundled_catalog()["openai"]["gpt-4o"]
+    changed = ModelFields.model_validate({"context_window": 1000, "vision": False,
+                                          "output_cost_per_mtok": None}).apply(base)
+    assert changed.context_window == 1000 and changed.vision is False
+    assert changed.output_cost_per_mtok is None
+    assert changed.max_output_tokens == base.max_output_tokens
+    assert changed.input_cost_per_mtok == base.input_cost_per_mtok
+
+
+def test_null_leaves_a_capability_flag_unchanged() -> None:
+    base = ModelInfo(tools=True)
+    assert ModelFields.model_validate({"tools": None}).apply(base).tools is True
+
+
+def test_parse_errors_name_the_row() -> None:
+    with pytest.raises(CatalogError, match=r"catalog\.openai\.m\.contxt: Extra inputs"):
+        parse_catalog("openai:\n  m: {contxt: 1}\n")
+    with pytest.raises(CatalogError, match=r"catalog\.openai: expected a mapping"):
+        parse_catalog("openai: [a]\n")
+    parsed = parse_catalog("openai:\n  m: {context_window: 10, tools: false}\n")
+    assert parsed["openai"]["m"] == ModelInfo(context_window=10, tools=False)
