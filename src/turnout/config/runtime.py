@@ -1,0 +1,74 @@
+"""The compiled, immutable configuration the gateway and engine run on.
+
+A hot reload compiles a new `RuntimeConfig` and swaps the reference atomically; nothing
+in here is ever mutated. Local model servers are the one piece with a lifecycle: the
+helpers below start the eager ones and stop the ones a reload left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from turnout.config.policies import RoutePolicy
+from turnout.local.server import LocalModelServer
+from turnout.providers.types import Deployment, Route
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The HTTP gateway's settings, secrets resolved."""
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    max_body_bytes: int = 10 * 1024 * 1024
+    gateway_keys: frozenset[str] = frozenset()
+    """Accepted client keys; empty means the gateway does not authenticate clients."""
+    request_timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """Everything the engine needs, compiled from a `GatewayConfig`."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
+    """Client-visible model name -> route."""
+    deployments: Mapping[str, Deployment] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Every distinct deployment by id, with route-independent fields (weight 1,
+    priority 0); a route's own weights and priorities are in `Route.deployments`."""
+    local_servers: Mapping[str, LocalModelServer] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Local providers by provider name. Before sending to a deployment whose `provider`
+    is a key here, await `local_servers[provider].ensure_started()`."""
+    policies: Mapping[str, RoutePolicy] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Route alias -> merged policy (the same object as `routes[alias].policy`)."""
+
+    def local_server_for(self, deployment: Deployment) -> LocalModelServer | None:
+        """The local server behind `deployment`, if it is a local one."""
+        return self.local_servers.get(deployment.provider)
+
+
+async def start_local_servers(runtime: RuntimeConfig) -> None:
+    """Start every `start: startup` local server, concurrently. Raises the first failure
+    after all attempts finished (a failed server stays `failed: ...` and retries lazily)."""
+    servers = [s for s in runtime.local_servers.values() if s.start_mode == "startup"]
+    results = await asyncio.gather(*(s.start() for s in servers), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def retired_local_servers(old: RuntimeConfig, new: RuntimeConfig) -> list[LocalModelServer]:
+    """Servers of `old` that `new` does not reuse: stop them after swapping configs."""
+    kept = {id(s) for s in new.local_servers.values()}
+    return [s for s in old.local_servers.values() if id(s) not in kept]
+
+
+async def stop_local_servers(servers: Iterable[LocalModelServer]) -> None:
+    """Stop the given servers concurrently."""
+    await asyncio.gather(*(s.stop() for s in servers))
