@@ -14,9 +14,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from turnout.config.errors import ConfigError, format_path
-from turnout.config.policies import RoutePolicy, merge_policy
+from turnout.config.policies import merge_policy
 from turnout.config.runtime import RuntimeConfig, ServerSettings
-from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig
+from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig, TargetConfig
 from turnout.config.secrets import SecretError
 from turnout.dialects.base import UpstreamTarget
 from turnout.local.model import bundled_model_path
@@ -80,29 +80,32 @@ def compile_config(
 
     cat = catalog if catalog is not None else bundled_catalog()
     routes: dict[str, Route] = {}
-    policies: dict[str, RoutePolicy] = {}
     deployments: dict[str, Deployment] = {}
     for alias, route_cfg in config.routes.items():
-        policy = merge_policy(config.router.policy, route_cfg.policy)
-        members: list[Deployment] = []
-        for target in route_cfg.targets:
-            endpoint = endpoints[target.provider]
-            info = _model_info(config, cat, endpoint, target.provider, target.model)
-            dep = Deployment(
-                id=target.deployment_id, provider=target.provider, dialect=endpoint.dialect,
-                target=UpstreamTarget(base_url=endpoint.base_url, model=target.model,
-                                      api_key=endpoint.api_key, headers=dict(endpoint.headers)),
-                info=info, weight=target.weight, priority=target.priority, kind=endpoint.kind)
-            members.append(dep)
+        members = [_deployment(config, cat, endpoints[t.provider], t) for t in route_cfg.targets]
+        for dep in members:
             deployments.setdefault(dep.id, dataclasses.replace(dep, weight=1.0, priority=0))
         members.sort(key=lambda d: d.priority)  # stable: config order within a priority
         routes[alias] = Route(alias=alias, deployments=tuple(members),
-                              fallbacks=route_cfg.fallbacks, policy=policy)
-        policies[alias] = policy
+                              fallbacks=route_cfg.fallbacks,
+                              policy=merge_policy(config.router.policy, route_cfg.policy))
     return RuntimeConfig(
         server=server, routes=MappingProxyType(routes),
         deployments=MappingProxyType(deployments),
-        local_servers=MappingProxyType(local_servers), policies=MappingProxyType(policies))
+        local_servers=MappingProxyType(local_servers),
+        policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}))
+
+
+def _deployment(
+    config: GatewayConfig, cat: Catalog, endpoint: _Endpoint, target: TargetConfig
+) -> Deployment:
+    return Deployment(
+        id=target.deployment_id, provider=target.provider, dialect=endpoint.dialect,
+        # Each deployment gets its own headers dict: UpstreamTarget is not frozen.
+        target=UpstreamTarget(base_url=endpoint.base_url, model=target.model,
+                              api_key=endpoint.api_key, headers=dict(endpoint.headers)),
+        info=_model_info(config, cat, endpoint, target.provider, target.model),
+        weight=target.weight, priority=target.priority, kind=endpoint.kind)
 
 
 def _server_settings(

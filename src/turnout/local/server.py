@@ -140,8 +140,8 @@ class LocalModelServer:
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"model file not found: {path}")
-            params = self._params()
-            server = await asyncio.to_thread(_new_server, params)
+            # Importing xllamacpp and loading the model both block: do them off the loop.
+            server = await asyncio.to_thread(lambda: _new_server(self._params()))
         except Exception as exc:
             self._status = f"failed: {exc}"
             raise ServiceUnavailable(f"local model {path.name} failed to start: {exc}",
