@@ -199,3 +199,15 @@ def test_error_message_collects_every_problem_with_the_source() -> None:
     text = str(info.value)
     assert text.startswith("invalid configuration in gw.yaml:\n")
     assert "  - server.port: " in text and "  - server.host: " in text
+
+
+def test_local_block_and_a_provider_named_local_conflict() -> None:
+    lines = problems("local: {context_window: 1024}\nproviders:\n  local: {kind: ollama}\n")
+    assert lines == ["local: settings given both here and for the provider named 'local'; "
+                     "keep one (or `local: false`)"]
+
+
+def test_a_provider_named_local_replaces_the_built_in_one() -> None:
+    config = parse_config("providers:\n  local: {kind: ollama}\n")
+    assert config.providers["local"].kind == "ollama"
+    assert config.routes == {}

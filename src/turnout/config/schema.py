@@ -260,6 +260,11 @@ def _add_builtin_local(data: dict[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(data.get("providers", {}), dict):
         return data
     providers = dict(data.get("providers", {}))
+    if block and "local" in providers:
+        from turnout.config.errors import ConfigProblems
+
+        raise ConfigProblems([("local", "settings given both here and for the provider named "
+                                        "'local'; keep one (or `local: false`)")])
     providers.setdefault("local", {**block, "kind": "local"})
     data["providers"] = providers
     raw = providers["local"]
