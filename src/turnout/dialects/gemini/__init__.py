@@ -9,12 +9,12 @@ Modules: `request_in`/`contents_in` (client request -> canonical), `request_out`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnout.core.errors import TurnoutError
 from turnout.core.request import ChatRequest
 from turnout.core.response import ChatResponse
-from turnout.dialects.base import HttpRequest, UpstreamTarget
+from turnout.dialects.base import Dialect, HttpRequest, UpstreamTarget
 from turnout.dialects.gemini import errors, request_in, request_out, response
 from turnout.dialects.gemini.stream import GeminiStreamDecoder, GeminiStreamEncoder
 
@@ -53,5 +53,8 @@ class GeminiDialect:
 
 DIALECT = GeminiDialect()
 """The shared, stateless instance."""
+
+if TYPE_CHECKING:
+    _conforms: Dialect = DIALECT  # mypy checks the protocol here
 
 __all__ = ["DIALECT", "GeminiDialect", "GeminiStreamDecoder", "GeminiStreamEncoder"]

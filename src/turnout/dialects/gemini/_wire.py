@@ -6,6 +6,7 @@ Field names follow the REST (camelCase) form of `generativelanguage.googleapis.c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -138,9 +139,32 @@ def invalid_request(message: str, param: str | None) -> TurnoutError:
 
 
 def obj(value: Any, param: str, err: ErrorFactory = invalid_request) -> dict[str, Any]:
+    """A JSON object whose keys are data (`args`, `response`, JSON Schemas): kept as is."""
     if not isinstance(value, dict):
         raise err(f"`{param}` must be an object", param)
     return value
+
+
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+def message(value: Any, param: str, err: ErrorFactory = invalid_request) -> dict[str, Any]:
+    """A JSON object that is a proto message, with field names in lowerCamelCase.
+
+    proto3 JSON parsers accept both the lowerCamelCase and the original snake_case name of a
+    field, and clients rely on it (the `google-genai` SDK sends `parameters_json_schema`,
+    `thinking_budget`), so snake_case names are normalised here, one level at a time; data
+    objects below a message (`args`, schemas' `properties` maps) are never renamed."""
+    fields = obj(value, param, err)
+    if not any("_" in key for key in fields):
+        return fields
+    out: dict[str, Any] = {}
+    for key, item in fields.items():
+        name = key if key.startswith(("@", "$")) else _SNAKE.sub(lambda m: m[1].upper(), key)
+        if name in out:
+            raise err(f"field `{name}` is given twice", f"{param}.{name}" if param else name)
+        out[name] = item
+    return out
 
 
 def arr(value: Any, param: str, err: ErrorFactory = invalid_request) -> list[Any]:

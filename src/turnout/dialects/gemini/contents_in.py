@@ -18,7 +18,14 @@ import orjson
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ToolCallPart, ToolResultPart
 from turnout.core.request import Message, Role
-from turnout.dialects.gemini._wire import arr, invalid_request, obj, only_keys, string
+from turnout.dialects.gemini._wire import (
+    arr,
+    invalid_request,
+    message,
+    obj,
+    only_keys,
+    string,
+)
 from turnout.dialects.gemini.fold import fold_parts
 from turnout.dialects.gemini.parts import image_in
 
@@ -63,12 +70,12 @@ class _Calls:
 
 
 def decode_system(value: Any) -> Message | None:
-    content = obj(value, "systemInstruction")
+    content = message(value, "systemInstruction")
     only_keys(content, ("role", "parts"), "systemInstruction")
     texts: list[Part] = []
     for i, raw in enumerate(arr(content.get("parts", []), "systemInstruction.parts")):
         param = f"systemInstruction.parts.{i}"
-        part = obj(raw, param)
+        part = message(raw, param)
         if set(part) != {"text"}:
             raise UnsupportedFeature("system instructions may hold text parts only", param=param)
         texts.append(TextPart(string(part["text"], f"{param}.text")))
@@ -83,17 +90,18 @@ def decode_contents(value: Any) -> list[Message]:
     messages: list[Message] = []
     for i, raw in enumerate(items):
         param = f"contents.{i}"
-        content = obj(raw, param)
+        content = message(raw, param)
         only_keys(content, ("role", "parts"), param)
         role = string(content.get("role", "user"), f"{param}.role") or "user"
         if role not in _ROLE_KEYS:
             raise InvalidRequest(f"role must be `user` or `model`, not `{role}`",
                                  param=f"{param}.role")
-        parts = arr(content.get("parts"), f"{param}.parts")
+        parts = [message(p, f"{param}.parts.{j}")
+                 for j, p in enumerate(arr(content.get("parts"), f"{param}.parts"))]
         if not parts:
             raise InvalidRequest("`parts` must not be empty", param=f"{param}.parts")
         for j, part in enumerate(parts):
-            _check_part(obj(part, f"{param}.parts.{j}"), role, f"{param}.parts.{j}")
+            _check_part(part, role, f"{param}.parts.{j}")
         calls.turn = i
         if role == "model":
             folded = fold_parts(parts, f"{param}.parts", calls.call_id, invalid_request)
@@ -122,7 +130,7 @@ def _check_part(part: dict[str, Any], role: str, param: str) -> None:
         raise InvalidRequest("a part must hold exactly one of text, inlineData, fileData, "
                              "functionCall or functionResponse", param=param)
     if "functionCall" in part:
-        call = obj(part["functionCall"], f"{param}.functionCall")
+        call = message(part["functionCall"], f"{param}.functionCall")
         only_keys(call, ("id", "name", "args"), f"{param}.functionCall")
 
 
@@ -147,7 +155,7 @@ def _user_messages(parts: list[Any], calls: _Calls, param: str) -> list[Message]
 
 
 def _tool_result(value: Any, calls: _Calls, param: str) -> ToolResultPart:
-    response = obj(value, param)
+    response = message(value, param)
     for key in ("willContinue", "scheduling"):
         if key in response:
             raise UnsupportedFeature(f"`{key}` is not supported", param=f"{param}.{key}")
@@ -160,7 +168,7 @@ def _tool_result(value: Any, calls: _Calls, param: str) -> ToolResultPart:
     text, is_error = _result_text(result)
     content: list[TextPart | ImagePart] = [TextPart(text)] if text else []
     for k, raw in enumerate(arr(response.get("parts", []), f"{param}.parts")):
-        item = obj(raw, f"{param}.parts.{k}")
+        item = message(raw, f"{param}.parts.{k}")
         only_keys(item, ("inlineData", "fileData"), f"{param}.parts.{k}")
         content.append(image_in(item, f"{param}.parts.{k}"))
     return ToolResultPart(calls.answer(wire_id, name, param), content, is_error, name)

@@ -27,7 +27,7 @@ from turnout.core.events import (
     ToolArgsDelta,
 )
 from turnout.core.parts import Part, TextPart, ThinkingPart, ToolCallPart
-from turnout.dialects.gemini._wire import ErrorFactory, boolean, obj, string
+from turnout.dialects.gemini._wire import ErrorFactory, boolean, message, obj, string
 from turnout.dialects.gemini.parts import args_json
 
 CallIdIn = Callable[[str | None], str]
@@ -55,7 +55,7 @@ class PartFolder:
     def feed(self, parts: list[Any], param: str) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         for i, raw in enumerate(parts):
-            self._part(obj(raw, f"{param}.{i}", self._err), f"{param}.{i}", events)
+            self._part(message(raw, f"{param}.{i}", self._err), f"{param}.{i}", events)
         return events
 
     def close(self) -> list[StreamEvent]:
@@ -91,7 +91,7 @@ class PartFolder:
     def _function_call(
         self, raw: Any, signature: str | None, param: str, events: list[StreamEvent]
     ) -> None:
-        call = obj(raw, param, self._err)
+        call = message(raw, param, self._err)
         name = string(call.get("name"), f"{param}.name", self._err)
         args = call.get("args")
         args = {} if args is None else obj(args, f"{param}.args", self._err)

@@ -24,7 +24,7 @@ import orjson
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart
-from turnout.dialects.gemini._wire import ErrorFactory, invalid_request, obj, string
+from turnout.dialects.gemini._wire import ErrorFactory, invalid_request, message, string
 
 CallIdOut = Callable[[str], str | None]
 """Canonical tool-call id -> the wire `id` to send (None: send no id)."""
@@ -76,7 +76,7 @@ def image_in(
 ) -> ImagePart:
     """An `inlineData` or `fileData` wire part (only images) as an `ImagePart`."""
     if "inlineData" in part:
-        blob = obj(part["inlineData"], f"{param}.inlineData", err)
+        blob = message(part["inlineData"], f"{param}.inlineData", err)
         mime = string(blob.get("mimeType"), f"{param}.inlineData.mimeType", err)
         data = string(blob.get("data"), f"{param}.inlineData.data", err)
         if not mime.startswith("image/"):
@@ -85,7 +85,7 @@ def image_in(
         if not data:
             raise err("inline data must not be empty", f"{param}.inlineData.data")
         return ImagePart(f"data:{mime};base64,{data}", detail=_detail_in(part))
-    file = obj(part.get("fileData"), f"{param}.fileData", err)
+    file = message(part.get("fileData"), f"{param}.fileData", err)
     uri = string(file.get("fileUri"), f"{param}.fileData.fileUri", err)
     file_mime = file.get("mimeType")
     if file_mime is not None and not string(

@@ -28,6 +28,7 @@ from turnout.dialects.gemini._wire import (
     arr,
     boolean,
     integer,
+    message,
     number,
     obj,
     only_keys,
@@ -57,12 +58,12 @@ def decode_request(
     body: Any, *, model: str | None = None, stream: bool | None = None
 ) -> ChatRequest:
     """Validate a parsed Gemini request body into a `ChatRequest`."""
-    body = obj(body, "body")
+    body = message(body, "body")
     only_keys(body, _TOP_LEVEL, "")
     if body.get("cachedContent") is not None:
         raise UnsupportedFeature("cached content is not supported", param="cachedContent")
     for i, setting in enumerate(arr(body.get("safetySettings", []), "safetySettings")):
-        only_keys(obj(setting, f"safetySettings.{i}"), ("category", "threshold", "method"),
+        only_keys(message(setting, f"safetySettings.{i}"), ("category", "threshold", "method"),
                   f"safetySettings.{i}")
     name = model if model is not None else body.get("model")
     name = string(name, "model") if name is not None else ""
@@ -87,7 +88,7 @@ def decode_request(
 def _tools(value: Any) -> list[ToolDefinition]:
     tools: list[ToolDefinition] = []
     for i, raw in enumerate(arr(value, "tools")):
-        tool = obj(raw, f"tools.{i}")
+        tool = message(raw, f"tools.{i}")
         for key in tool:
             if key in _BUILTIN_TOOLS:
                 raise UnsupportedFeature(f"built-in tool `{key}` is not supported",
@@ -105,7 +106,7 @@ def _tools(value: Any) -> list[ToolDefinition]:
 
 
 def _declaration(value: Any, param: str) -> ToolDefinition:
-    declaration = obj(value, param)
+    declaration = message(value, param)
     for key in ("response", "responseJsonSchema", "behavior"):
         if key in declaration:
             raise UnsupportedFeature(f"function `{key}` is not supported",
@@ -130,7 +131,7 @@ def _declaration(value: Any, param: str) -> ToolDefinition:
 
 
 def _tool_config(value: Any, request: ChatRequest) -> None:
-    config = obj(value, "toolConfig")
+    config = message(value, "toolConfig")
     if "retrievalConfig" in config:
         raise UnsupportedFeature("retrieval config is not supported",
                                  param="toolConfig.retrievalConfig")
@@ -138,7 +139,7 @@ def _tool_config(value: Any, request: ChatRequest) -> None:
     if config.get("functionCallingConfig") is None:
         return
     param = "toolConfig.functionCallingConfig"
-    calling = obj(config["functionCallingConfig"], param)
+    calling = message(config["functionCallingConfig"], param)
     only_keys(calling, ("mode", "allowedFunctionNames"), param)
     mode = string(calling.get("mode", "MODE_UNSPECIFIED"), f"{param}.mode")
     allowed = [string(n, f"{param}.allowedFunctionNames")
@@ -177,7 +178,7 @@ def _restricted(mode: str, allowed: list[str], known: set[str], param: str) -> T
 
 
 def _generation_config(value: Any, request: ChatRequest) -> None:
-    config = obj(value, "generationConfig")
+    config = message(value, "generationConfig")
     for key in _GENERATION_UNSUPPORTED:
         if config.get(key) not in (None, False):
             raise UnsupportedFeature(f"`{key}` is not supported", param=f"generationConfig.{key}")
@@ -236,7 +237,7 @@ def _response_format(config: dict[str, Any]) -> ResponseFormat | None:
 
 def _thinking(value: Any) -> ThinkingConfig | None:
     p = "generationConfig.thinkingConfig"
-    config = obj(value, p)
+    config = message(value, p)
     only_keys(config, ("thinkingBudget", "includeThoughts", "thinkingLevel"), p)
     include = config.get("includeThoughts")
     if include is not None:

@@ -15,7 +15,7 @@ from turnout.core.events import StreamAccumulator
 from turnout.core.response import ChatResponse
 from turnout.dialects.gemini._wire import (
     finish_reason_out,
-    obj,
+    message,
     usage_out,
     verbatim_id,
 )
@@ -46,7 +46,7 @@ def decode_response(body: bytes) -> ChatResponse:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise malformed("body is not JSON") from exc
-    payload = obj(payload, "", malformed)
+    payload = message(payload, "", malformed)
     if "error" not in payload and not payload.get("candidates"):
         raise_if_blocked(payload.get("promptFeedback"))
         raise malformed("no candidates", "candidates")

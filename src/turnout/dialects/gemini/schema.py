@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from turnout.core.errors import InvalidRequest
-from turnout.dialects.gemini._wire import arr, boolean, integer, obj, only_keys, string
+from turnout.dialects.gemini._wire import arr, boolean, integer, message, obj, only_keys, string
 
 _TYPES = {"STRING": "string", "NUMBER": "number", "INTEGER": "integer", "BOOLEAN": "boolean",
           "ARRAY": "array", "OBJECT": "object", "NULL": "null"}
@@ -27,7 +27,7 @@ _MAX_DEPTH = 64
 
 def openapi_to_json_schema(schema: Any, param: str, depth: int = 0) -> dict[str, Any]:
     """JSON Schema for a Gemini `Schema` object; raises `InvalidRequest` naming `param`."""
-    schema = obj(schema, param)
+    schema = message(schema, param)
     if depth > _MAX_DEPTH:
         raise InvalidRequest("schema is nested too deeply", param=param)
     only_keys(schema, _KEYS, param)

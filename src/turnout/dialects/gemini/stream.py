@@ -41,7 +41,7 @@ from turnout.dialects.gemini._wire import (
     finish_reason_in,
     finish_reason_out,
     issued_id_in,
-    obj,
+    message,
     sse,
     string,
     usage_in,
@@ -95,7 +95,7 @@ class GeminiStreamDecoder:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise malformed("stream event is not JSON") from exc
-        return self.feed_payload(obj(payload, "", malformed))
+        return self.feed_payload(message(payload, "", malformed))
 
     def feed_payload(self, payload: dict[str, Any]) -> list[StreamEvent]:
         if "error" in payload:
@@ -109,13 +109,13 @@ class GeminiStreamDecoder:
         candidates = payload.get("candidates")
         candidate: dict[str, Any] = {}
         if candidates:
-            candidate = obj(arr(candidates, "candidates", malformed)[0], "candidates.0",
-                            malformed)
+            candidate = message(arr(candidates, "candidates", malformed)[0], "candidates.0",
+                                malformed)
         else:
             raise_if_blocked(payload.get("promptFeedback"))
         content = candidate.get("content")
         if content is not None:
-            parts = obj(content, "candidates.0.content", malformed).get("parts")
+            parts = message(content, "candidates.0.content", malformed).get("parts")
             if parts is not None:
                 events += self._folder.feed(
                     arr(parts, "candidates.0.content.parts", malformed),
@@ -123,7 +123,8 @@ class GeminiStreamDecoder:
         usage = payload.get("usageMetadata")
         usage_events: list[StreamEvent] = []
         if usage is not None:
-            usage_events.append(UsageUpdate(usage_in(obj(usage, "usageMetadata", malformed))))
+            usage_events.append(
+                UsageUpdate(usage_in(message(usage, "usageMetadata", malformed))))
         reason = candidate.get("finishReason")
         if reason is None:
             return events + usage_events
@@ -207,7 +208,9 @@ class GeminiStreamEncoder:
         if isinstance(event, UsageUpdate):
             self._usage.merge(event.usage)
             return b""
-        parts = [signature_part(self._pending)] if self._pending else []
+        # Like Gemini, the last chunk always has content (clients index into it), with an
+        # empty text part when nothing is left to send.
+        parts = [signature_part(self._pending)] if self._pending else [{"text": ""}]
         self._pending = None
         return self._chunk(parts, finish=finish_reason_out(event.reason))
 
