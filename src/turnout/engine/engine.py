@@ -17,7 +17,7 @@ from turnout.core.events import StreamEvent, UsageUpdate
 from turnout.core.request import ChatRequest
 from turnout.core.response import Usage
 from turnout.engine.context import CallContext
-from turnout.engine.executor import Executor, FailoverHook
+from turnout.engine.executor import AttemptFn, Executor, FailoverHook
 from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import ChatOutcome, StreamOutcome
 from turnout.engine.plan import Candidate, build_plan, resolve
@@ -119,12 +119,17 @@ class Engine:
         clock = self.state.clock
         started = clock.monotonic()
 
-        async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> PeekedStream:
-            await self._ensure_local(candidate)
-            upstream = await self._caller.open_stream(candidate.deployment, request, timeouts)
-            peeked = await peek(upstream, clock.monotonic)
-            self.state.on_first_token(candidate.deployment, peeked.ttft_s, upstream.headers)
-            return peeked
+        def attempt_for(req: ChatRequest) -> AttemptFn[PeekedStream]:
+            async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> PeekedStream:
+                await self._ensure_local(candidate)
+                upstream = await self._caller.open_stream(candidate.deployment, req, timeouts)
+                peeked = await peek(upstream, clock.monotonic)
+                self.state.on_first_token(candidate.deployment, peeked.ttft_s,
+                                          upstream.headers)
+                return peeked
+            return attempt
+
+        attempt = attempt_for(request)
 
         try:
             plan = self.plan(request)
@@ -142,7 +147,7 @@ class Engine:
 
         async def continue_on(follow: ChatRequest, error: TurnoutError) -> PeekedStream | None:
             try:
-                more = await self._executor.run(plan, follow, ctx, attempt,
+                more = await self._executor.run(plan, follow, ctx, attempt_for(follow),
                                                 start=success.plan_index + 1,
                                                 dispose=self._dispose_stream)
             except TurnoutError:

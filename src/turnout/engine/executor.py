@@ -140,7 +140,9 @@ class _Run(Generic[T]):
                 action = self._after_failure(error, candidate, tries, remaining, index)
                 if action.action is Action.RETRY_AFTER_WAIT:
                     await self.state.sleep(action.delay)
-                    continue
+                    if self.state.allow(candidate.deployment):
+                        continue
+                    raise self._exhausted() from None  # its breaker opened meanwhile
                 if action.action is Action.GIVE_UP:
                     raise self._exhausted() from None
                 self._notify_failover(error, index)
@@ -229,9 +231,13 @@ class _Run(Generic[T]):
         if error.origin != "upstream" or reason is None or reason not in policy.fallback_on:
             raise error  # nobody else can fix it: the caller gets it as it is
         has_next = any(self._could_try(i) for i in range(index + 1, len(self.plan)))
+        if has_next:
+            # Another target can take the request now: that is always sooner than a backoff
+            # or a Retry-After wait here, and spares a struggling deployment. Same-target
+            # retries are for the last target standing.
+            return _Decision(Action.FAIL_OVER)
         if isinstance(error, ContextWindowExceeded) or not error.retryable:
-            # Not worth retrying here (e.g. a provider-key 401), but another may serve.
-            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
+            return _Decision(Action.GIVE_UP)  # e.g. a provider-key 401: a retry won't help
         retry = policy.retry
         settings = BackoffSettings(base_s=retry.base_delay_s, cap_s=retry.max_delay_s,
                                    max_retry_after_s=retry.max_retry_after_s)
@@ -239,7 +245,7 @@ class _Run(Generic[T]):
         decision = decide(
             retryable=True, attempts_made=tries,
             max_attempts=retry.max_attempts_per_target, delay=delay,
-            remaining_deadline=remaining, has_next_target=has_next,
+            remaining_deadline=remaining, has_next_target=False,
             budget_allows=lambda: self.state.try_retry(candidate.deployment, retry),
             max_retry_after_s=retry.max_retry_after_s,
         )

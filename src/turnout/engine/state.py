@@ -46,6 +46,7 @@ class ResilienceState:
         self._sleep = sleep
         self.breakers = BreakerBoard(breaker_settings(breaker_policy or BreakerPolicy()), clock)
         self.cooldown_until: dict[str, float] = {}
+        self._breaker_settings: dict[BreakerPolicy, BreakerSettings] = {}
         self.health: dict[str, DeploymentHealth] = {}
         self._retry_budgets: dict[str, RetryBudget] = {}
         self._hedge_budgets: dict[str, HedgeBudget] = {}
@@ -82,6 +83,7 @@ class ResilienceState:
             while end < len(plan) and plan[end].route is route:
                 end += 1
             ids = [c.deployment.id for c in plan[start:end]]
+            self._ensure_breakers(ids, route.policy.breaker)
             share = route.policy.breaker.max_ejected_share
             ok = set(self.breakers.admissible(ids, share))
             cooling = [i for i in range(start, end)
@@ -168,6 +170,17 @@ class ResilienceState:
         return None if health is None else health.ttft_quantile(0.95)
 
     # -- internals -----------------------------------------------------------------------
+    def _ensure_breakers(self, ids: list[str], policy: BreakerPolicy) -> None:
+        """Create missing breakers with the settings of the first route that uses them."""
+        board = self.breakers
+        if all(i in board for i in ids):
+            return
+        settings = self._breaker_settings.get(policy)
+        if settings is None:
+            settings = self._breaker_settings[policy] = breaker_settings(policy)
+        for deployment_id in ids:
+            board.breaker(deployment_id, settings)
+
     def _health(self, deployment: Deployment) -> DeploymentHealth:
         health = self.health.get(deployment.id)
         if health is None:

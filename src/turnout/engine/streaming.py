@@ -119,7 +119,7 @@ def _strip_prefix(follow: PeekedStream, folded: StreamAccumulator) -> PeekedStre
     start_text = text_index == len(parts)
 
     async def events() -> AsyncIterator[StreamEvent]:
-        pending = folded.result().text()
+        dedupe = _RestartFilter(folded.result().text())
         async for event in _chain(follow.buffered, follow.events):
             if isinstance(event, ResponseStart):
                 continue
@@ -131,17 +131,14 @@ def _strip_prefix(follow: PeekedStream, folded: StreamAccumulator) -> PeekedStre
                     yield PartStart(text_index, TextPart(""))
                 continue
             if isinstance(event, TextDelta):
-                text = event.text
-                if pending:
-                    overlap = _common_prefix(pending, text)
-                    pending = pending[overlap:] if overlap == len(text) else ""
-                    text = text[overlap:]
+                text = dedupe.feed(event.text)
                 if text:
                     yield TextDelta(text_index, text)
-            elif isinstance(event, PartEnd):
-                yield PartEnd(text_index)
-            else:
-                yield event
+                continue
+            held = dedupe.flush()
+            if held:
+                yield TextDelta(text_index, held)
+            yield PartEnd(text_index) if isinstance(event, PartEnd) else event
 
     return PeekedStream(follow.upstream, events(), [], follow.ttft_s, follow.started)
 
@@ -154,9 +151,29 @@ async def _chain(first: list[StreamEvent], rest: AsyncIterator[StreamEvent]
         yield event
 
 
-def _common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+class _RestartFilter:
+    """Drops a continuation's text when it merely restarts the answer from the beginning
+    (providers without assistant prefill do), and passes a true continuation unchanged.
+    Text is held back only while it still matches the start of what was already sent."""
+
+    def __init__(self, already: str) -> None:
+        self._already = already
+        self._held = ""
+        self._deciding = bool(already)
+
+    def feed(self, text: str) -> str:
+        if not self._deciding:
+            return text
+        self._held += text
+        if len(self._held) >= len(self._already):
+            self._deciding = False
+            held, self._held = self._held, ""
+            return held[len(self._already):] if held.startswith(self._already) else held
+        if not self._already.startswith(self._held):
+            return self.flush()
+        return ""
+
+    def flush(self) -> str:
+        self._deciding = False
+        held, self._held = self._held, ""
+        return held

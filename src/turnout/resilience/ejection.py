@@ -17,7 +17,8 @@ from turnout.resilience.clock import Clock
 
 
 class BreakerBoard:
-    """One `CircuitBreaker` per deployment id, created on first use with shared settings."""
+    """One `CircuitBreaker` per deployment id, created on first use with the board's
+    settings, or with the settings given at that first use (a route's own policy)."""
 
     __slots__ = ("_breakers", "_clock", "_settings")
 
@@ -26,11 +27,13 @@ class BreakerBoard:
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}
 
-    def breaker(self, deployment_id: str) -> CircuitBreaker:
+    def breaker(self, deployment_id: str, settings: BreakerSettings | None = None
+                ) -> CircuitBreaker:
         """The breaker of `deployment_id` (created closed on first use)."""
         found = self._breakers.get(deployment_id)
         if found is None:
-            found = self._breakers[deployment_id] = CircuitBreaker(self._settings, self._clock)
+            found = self._breakers[deployment_id] = CircuitBreaker(
+                settings or self._settings, self._clock)
         return found
 
     __getitem__ = breaker
