@@ -48,14 +48,22 @@ class HttpTransport:
         timeout = None
         if connect_timeout_s is not None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
-        try:
-            return await self.session.request(
-                request.method, request.url, data=request.body, headers=request.headers,
-                timeout=timeout if timeout is not None else aiohttp.helpers.sentinel,
-                allow_redirects=False,
-            )
-        except BaseException as exc:
-            raise map_network_error(exc) from exc
+        for attempt in (1, 2):
+            try:
+                return await self.session.request(
+                    request.method, request.url, data=request.body, headers=request.headers,
+                    timeout=timeout if timeout is not None else aiohttp.helpers.sentinel,
+                    allow_redirects=False,
+                )
+            except aiohttp.ServerDisconnectedError as exc:
+                # A pooled keep-alive connection the server had already closed (llama.cpp
+                # does after streams): nothing was answered, so one fresh try is safe and
+                # is not an upstream failure.
+                if attempt == 2:
+                    raise map_network_error(exc) from exc
+            except BaseException as exc:
+                raise map_network_error(exc) from exc
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
