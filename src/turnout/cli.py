@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="YAML config (default: $TURNOUT_CONFIG, else environment only)")
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="json: JSON log lines, with one line per request and failover")
     check = commands.add_parser("check", help="validate a config file without starting")
     check.add_argument("config")
     sim = commands.add_parser("sim", help="start the OpenAI, Anthropic and Gemini simulators")
@@ -31,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "sim":
         return _sim(args.host, args.port)
-    return _serve(args.config, args.host, args.port)
+    return _serve(args.config, args.host, args.port, args.log_format)
 
 
 def _check(path: str) -> int:
@@ -55,13 +57,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _serve(config: str | None, host: str | None, port: int | None) -> int:
+def _serve(config: str | None, host: str | None, port: int | None,
+           log_format: str = "text") -> int:
     from aiohttp import web
 
     from turnout.config import ConfigError, compile_config, load_config
+    from turnout.engine.observe import Observer
     from turnout.gateway.app import create_gateway
+    from turnout.observability.logs import REQUEST_LOGGER, JsonLogObserver, configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    json_logs = log_format == "json"
+    configure_logging(logging.INFO, json=json_logs)
+    observers: list[Observer] = []
+    if json_logs:
+        observers.append(JsonLogObserver(logging.getLogger(REQUEST_LOGGER)))
     try:
         runtime = compile_config(load_config(config, os.environ), os.environ)
     except ConfigError as error:
@@ -78,7 +87,7 @@ def _serve(config: str | None, host: str | None, port: int | None) -> int:
         print("turnout: no gateway key configured: accepting unauthenticated requests on "
               "loopback only", file=sys.stderr)
     _install_uvloop()
-    app = create_gateway(runtime)
+    app = create_gateway(runtime, observers=observers)
     print(f"turnout: serving {len(runtime.routes)} models on http://{bind}:{bind_port} "
           f"(OpenAI: /v1/chat/completions, Anthropic: /v1/messages)", file=sys.stderr)
     # handler_cancellation: a client that disconnects cancels its upstream call.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from aiohttp import web
@@ -10,21 +10,34 @@ from aiohttp import web
 from turnout.config.runtime import RuntimeConfig
 from turnout.dialects.registry import get_dialect
 from turnout.engine.engine import Engine
+from turnout.engine.observe import Observer
 from turnout.gateway.auth import GatewayKeys
 from turnout.gateway.handlers import ChatHandler, models_payload
+from turnout.observability.handler import metrics_handler
+from turnout.observability.metrics import PrometheusObserver, StateCollector
 
 ENGINE = web.AppKey("engine", Engine)
+METRICS = web.AppKey("metrics", PrometheusObserver)
 
 
-def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None) -> web.Application:
+def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
+                   observers: Sequence[Observer] = ()) -> web.Application:
     """Build the gateway application for a compiled config. The engine is created here
-    (or given, e.g. with an injected clock) and closed with the application."""
-    engine = engine or Engine(runtime)
+    (or given, e.g. with an injected clock) and closed with the application. `observers`
+    receive the engine's events, after the gateway's own Prometheus metrics."""
+    metrics = PrometheusObserver()
+    if engine is None:
+        engine = Engine(runtime, observers=[metrics, *observers])
+    else:
+        for observer in (metrics, *observers):
+            engine.observers.add(observer)
+    metrics.registry.register(StateCollector(engine.state))
     settings = runtime.server
     keys = GatewayKeys(settings.gateway_keys)
     # aiohttp's own body limit sits above ours so that we answer 413 in the dialect's shape.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[ENGINE] = engine
+    app[METRICS] = metrics
     openai = ChatHandler(get_dialect("openai_chat"), engine, keys, settings.max_body_bytes)
     anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, keys,
                             settings.max_body_bytes)
@@ -61,4 +74,5 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None) -> w
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
     return app
