@@ -52,7 +52,7 @@ class Executor:
                  observers: Observers | None = None) -> None:
         self.state = state
         self.on_failover = on_failover
-        self.observers = observers or Observers()
+        self.observers = observers if observers is not None else Observers()
 
     async def run(
         self, plan: list[Candidate], request: ChatRequest, ctx: CallContext,
