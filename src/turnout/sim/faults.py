@@ -102,7 +102,7 @@ class Fault(BaseModel):
         """The taxonomy error this fault stands for (for default bodies and error events)."""
         status = self.status or default_status
         cls = error_codes()[self.error] if self.error else error_class_for_status(status)
-        message = self.message or f"Simulated {status} error from {simulator}"
+        message = self.message or f"Simulated {cls.code} error from {simulator}"
         return cls(message, origin="upstream", provider=simulator, upstream_status=status)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +72,18 @@ async def start_simulator(dialect: str, name: str, *, host: str = "127.0.0.1", p
     )
 
 
-async def serve_simulators(host: str, base_port: int, *,
-                           names: Mapping[str, str] | Sequence[str] | None = None,
-                           **opts: Any) -> None:
+async def serve_simulators(
+    host: str,
+    base_port: int,
+    *,
+    names: Mapping[str, str] | Sequence[str] | None = None,
+    started: Callable[[list[RunningSimulator]], None] | None = None,
+    **opts: Any,
+) -> None:
     """Run the OpenAI, Anthropic and Gemini simulators on `base_port`, `+1`, `+2` until
     cancelled, printing one line per simulator with its base URL. `names`: simulator names
-    by dialect, or three names in that order."""
+    by dialect, or three names in that order. `started` is called once all three listen
+    (their fault queues can be filled from it); `opts` go to `create_simulator_app`."""
     if names is None:
         chosen = dict(DEFAULT_NAMES)
     elif isinstance(names, Mapping):
@@ -91,6 +97,8 @@ async def serve_simulators(host: str, base_port: int, *,
                                         port=base_port + offset, **opts)
             running.append(sim)
             print(f"{dialect} simulator {sim.name!r}: {sim.base_url}", flush=True)
+        if started is not None:
+            started(list(running))
         await asyncio.Event().wait()  # until cancelled
     finally:
         for sim in running:
