@@ -12,6 +12,7 @@ from turnout.dialects.registry import get_dialect
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
 from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, models_payload
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
@@ -68,11 +69,12 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         await engine.aclose()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_post("/v1/chat/completions", openai)
-    app.router.add_post("/chat/completions", openai)
-    app.router.add_post("/v1/messages", anthropic)
+    app.router.add_post("/v1/chat/completions", openai.handle)
+    app.router.add_post("/chat/completions", openai.handle)
+    app.router.add_post("/v1/messages", anthropic.handle)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    add_json_fallbacks(app, openai.dialect, anthropic.dialect)  # keep last: after every route
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from turnout.core.errors import (
     AuthenticationFailed,
-    ClientClosed,
+    InternalError,
     InvalidRequest,
     RequestTooLarge,
     TurnoutError,
@@ -20,9 +21,10 @@ from turnout.core.request import ChatRequest
 from turnout.dialects.base import Dialect
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
-from turnout.engine.outcome import Outcome
+from turnout.engine.outcome import Outcome, StreamOutcome
 from turnout.gateway.auth import GatewayKeys
 
+_log = logging.getLogger("turnout.gateway")
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no"}
@@ -37,7 +39,9 @@ class ChatHandler:
     keys: GatewayKeys
     max_body_bytes: int
 
-    async def __call__(self, http: web.Request) -> web.StreamResponse:
+    async def handle(self, http: web.Request) -> web.StreamResponse:
+        """The route handler. Registered as this bound coroutine method, not as the instance:
+        aiohttp wraps non-coroutine callables in a deprecated (and slower) shim."""
         try:
             principal = self.keys.authenticate(http.headers)
             if principal is None:
@@ -45,35 +49,48 @@ class ChatHandler:
             request = self.dialect.decode_request(await self._read_json(http))
             ctx = CallContext(principal=principal, timeout_s=_client_timeout(http.headers))
             if request.stream:
-                return await self._stream(http, request, ctx)
-            outcome = await self.engine.chat(request, ctx)
+                # Errors before the first event still become a normal error response.
+                stream = await self.engine.stream(request, ctx)
+            else:
+                outcome = await self.engine.chat(request, ctx)
+                body = orjson.dumps(self.dialect.encode_response(outcome.response))
+                return web.Response(body=body, content_type=_JSON,
+                                    headers=_route_headers(outcome, ctx))
         except TurnoutError as error:
             return self.error_response(error)
-        body = orjson.dumps(self.dialect.encode_response(outcome.response))
-        return web.Response(body=body, content_type=_JSON, headers=_route_headers(outcome, ctx))
+        except Exception:
+            # A bug, not the client's fault: still answer in the client's dialect, not HTML.
+            _log.exception("unexpected error serving %s", http.path)
+            return self.error_response(InternalError("Internal error in the gateway."))
+        return await self._stream(http, request, stream, ctx)
 
     async def _stream(
-        self, http: web.Request, request: ChatRequest, ctx: CallContext
+        self, http: web.Request, request: ChatRequest, outcome: StreamOutcome, ctx: CallContext
     ) -> web.StreamResponse:
-        # Errors raised here, before the first byte, still become a normal error response.
-        outcome = await self.engine.stream(request, ctx)
-        response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
-        await response.prepare(http)
-        encoder = self.dialect.stream_encoder(request)
         try:
-            async for event in outcome.events:
-                data = encoder.encode(event)
-                if data:
-                    await response.write(data)
-            tail = encoder.done()
-            if tail:
-                await response.write(tail)
-        except TurnoutError as error:
-            # After the first byte the status is sent: end with the dialect's error event.
-            await response.write(encoder.encode_error(error))
-        except ConnectionResetError:
-            # The client went away; closing the event iterator cancels the upstream call.
-            raise ClientClosed("client disconnected") from None
+            encoder = self.dialect.stream_encoder(request)
+            response = web.StreamResponse(
+                headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
+            await response.prepare(http)
+            try:
+                async for event in outcome.events:
+                    data = encoder.encode(event)
+                    if data:
+                        await response.write(data)
+                tail = encoder.done()
+                if tail:
+                    await response.write(tail)
+            except TurnoutError as error:
+                # After the first byte the status is sent: end with the dialect's error event.
+                await response.write(encoder.encode_error(error))
+            except ConnectionResetError:
+                # The client went away: nothing more can be sent. Closing the event iterator
+                # (below) cancels the upstream call.
+                return response
+            except Exception:
+                _log.exception("unexpected error streaming %s", http.path)
+                await response.write(encoder.encode_error(
+                    InternalError("Internal error in the gateway.")))
         finally:
             await outcome.events.aclose()
         await response.write_eof()
