@@ -1,0 +1,140 @@
+"""`turnout serve` refuses an unauthenticated public bind; `turnout check` validates files.
+
+None of these start a server: every `serve` here exits before binding."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from turnout.cli import is_loopback, main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turnout.yaml"
+
+MINIMAL = """
+local: false
+providers:
+  upstream: {kind: openai_compatible, base_url: "http://127.0.0.1:9/v1"}
+routes:
+  fast: {targets: [{provider: upstream, model: some-model}]}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keys in the developer's environment must not change what these tests see.
+    for name in ("TURNOUT_GATEWAY_KEYS", "TURNOUT_CONFIG", "TURNOUT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def minimal(tmp_path: Path) -> Path:
+    path = tmp_path / "turnout.yaml"
+    path.write_text(MINIMAL)
+    return path
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "gateway.example.com"])
+def test_serve_refuses_public_bind_without_keys(minimal: Path, host: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--config", str(minimal), "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to listen on {host} without a gateway key" in err
+    assert "gateway_keys" in err and "TURNOUT_GATEWAY_KEYS" in err
+
+
+def test_serve_refuses_public_host_from_config(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "public.yaml"
+    path.write_text("server: {host: 0.0.0.0}\n" + MINIMAL)
+    assert main(["serve", "--config", str(path)]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_serve_rejects_an_invalid_config(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("server: {prot: 4000}\n" + MINIMAL)
+    assert main(["serve", "--config", str(path), "--host", "127.0.0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err and "prot" in err
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True),
+    ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("example.com", False),
+])
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_check_accepts_the_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped example validates once the secrets it names exist."""
+    copy = tmp_path / "turnout.yaml"
+    shutil.copy(EXAMPLE, copy)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "openrouter.key").write_text("sk-or-test\n")
+    for name in ("TURNOUT_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(name, f"test-{name.lower()}")
+    assert main(["check", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{copy}: ok (5 routes, ")
+
+
+def test_check_accepts_a_minimal_file(minimal: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(minimal)]) == 0
+    assert f"{minimal}: ok (1 routes, 1 deployments)" in capsys.readouterr().out
+
+
+def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("""
+local: false
+server: {prot: 4000}
+providers:
+  upstream: {kind: openai_compatible, base_url: "http://127.0.0.1:9/v1"}
+routes:
+  slow:
+    targets: [{provider: upstream, model: m}]
+    policy: {retyr: {max_attempts_per_target: 2}}
+""")
+    assert main(["check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{path}: invalid" in captured.err
+    assert "prot" in captured.err and "retyr" in captured.err
+    assert "did you mean 'retry'" in captured.err
+
+
+def test_check_rejects_unknown_provider(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(MINIMAL.replace("provider: upstream", "provider: nowhere"))
+    assert main(["check", str(path)]) == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_check_reports_unset_secrets_and_missing_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY_VARIABLE", raising=False)
+    path = tmp_path / "secrets.yaml"
+    path.write_text(MINIMAL.replace('base_url: "http://127.0.0.1:9/v1"',
+                                    'base_url: "http://127.0.0.1:9/v1", '
+                                    'api_key: {env: NO_SUCH_KEY_VARIABLE}'))
+    assert main(["check", str(path)]) == 1
+    assert "NO_SUCH_KEY_VARIABLE" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_check_rejects_yaml_syntax_errors(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("routes: {fast: [unclosed\n")
+    assert main(["check", str(path)]) == 1
+    assert "YAML syntax error" in capsys.readouterr().err
