@@ -149,8 +149,9 @@ class AllAttemptsFailed(TurnoutError):
         last = errors[-1] if errors else None
         summary = "; ".join(f"{a.target}: {a.error.code if a.error else a.outcome}"
                             for a in attempts)
+        detail = f"; last error: {last.message}" if last is not None else ""
         super().__init__(
-            message or f"all {len(attempts)} attempts failed ({summary})",
+            message or f"all {len(attempts)} attempts failed ({summary}){detail}",
             origin="upstream" if last and last.origin == "upstream" else "gateway",
             retry_after=last.retry_after if last else None,
         )
