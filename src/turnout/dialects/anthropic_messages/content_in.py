@@ -21,8 +21,8 @@ from turnout.dialects.anthropic_messages.wire import (
     need_list,
     need_object,
     need_str,
-    type_name,
 )
+from turnout.dialects.json_types import type_name
 
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """The image types the Messages API accepts."""

@@ -20,8 +20,8 @@ from turnout.dialects.anthropic_messages.wire import (
     need_list,
     need_object,
     need_str,
-    type_name,
 )
+from turnout.dialects.json_types import type_name
 
 _KNOWN_KEYS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",

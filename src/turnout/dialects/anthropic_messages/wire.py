@@ -9,6 +9,7 @@ import orjson
 
 from turnout.core.errors import InvalidRequest, MalformedResponse
 from turnout.core.response import FinishReason, Usage
+from turnout.dialects.json_types import type_name
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The `anthropic-version` header sent upstream; the wire shapes here follow it."""
@@ -93,23 +94,6 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 # --- validation helpers for inbound request bodies --------------------------------------------
-
-def type_name(value: Any) -> str:
-    """A JSON type name for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
 
 def invalid(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param)

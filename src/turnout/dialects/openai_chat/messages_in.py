@@ -7,13 +7,13 @@ from typing import Any
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from turnout.core.request import Message
+from turnout.dialects.json_types import type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
     opt_str,
     req_list,
     req_object,
     req_str,
-    type_name,
     wrong_type,
 )
 

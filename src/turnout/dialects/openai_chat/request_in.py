@@ -20,6 +20,7 @@ from turnout.core.request import (
     ToolChoice,
     ToolDefinition,
 )
+from turnout.dialects.json_types import type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
     opt_bool,
@@ -30,7 +31,6 @@ from turnout.dialects.openai_chat._fields import (
     req_list,
     req_object,
     req_str,
-    type_name,
     wrong_type,
 )
 from turnout.dialects.openai_chat.messages_in import decode_messages
