@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import TYPE_CHECKING
 
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 
+from turnout.sim.app import create_simulator_app
 from turnout.sim.faults import Fault
 from turnout.sim.server import RunningSimulator, start_simulator
+from turnout.sim.state import SIMULATOR
 
 if TYPE_CHECKING:
     from conftest import FakeSleep
@@ -250,3 +254,27 @@ async def test_close_releases_a_hanging_request(fake_sleep: FakeSleep) -> None:
         await sim.close()
         with pytest.raises(openai.APIConnectionError):
             await pending
+
+
+async def test_client_leaving_mid_stream_is_not_an_error(
+        fake_sleep: FakeSleep, http: aiohttp.ClientSession,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Without handler cancellation (another host may run the app that way) the handler goes
+    # on writing to a connection the client has closed.
+    app = create_simulator_app("openai_chat", "s", sleep=fake_sleep)
+    app[SIMULATOR].faults.add(Fault(kind="slow_chunks", seconds=1))
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake_sleep.gate.clear()
+    try:
+        response = await http.post(f"http://{host}:{port}/v1/chat/completions",
+                                   json=chat_body(True), headers=HEADERS)
+        await fake_sleep.entered.wait()  # one chunk sent, the handler waits
+        response.close()
+        fake_sleep.gate.set()
+    finally:
+        await runner.cleanup()  # waits for the handler to finish
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -132,7 +132,10 @@ async def _serve_chat(request: web.Request, *, url_model: str | None, url_stream
     response = respond(chat_request, sim_name=state.name, response_id=state.next_response_id(),
                        created=int(state.clock()))
     if chat_request.stream:
-        return await write_stream(request, state, chat_request, response, fault, sse=sse)
+        try:
+            return await write_stream(request, state, chat_request, response, fault, sse=sse)
+        except ConnectionResetError:  # the client left mid-stream: nothing more to do
+            return web.Response(status=499)
     payload = orjson.dumps(state.dialect.encode_response(response))
     if fault is not None and fault.kind == "slow_first_token" and fault.seconds:
         await state.sleep(fault.seconds)
