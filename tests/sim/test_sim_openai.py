@@ -94,6 +94,26 @@ async def test_tool_call_streamed(openai_sim: RunningSimulator) -> None:
     assert deltas[-1].finish_reason == "tool_calls"
 
 
+async def test_json_schema_response_format(openai_sim: RunningSimulator) -> None:
+    schema = {"type": "object", "additionalProperties": False, "required": ["city", "days"],
+              "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+    async with client(openai_sim) as oa:
+        completion = await oa.chat.completions.create(
+            model="gpt-x", messages=[{"role": "user", "content": "plan"}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "plan", "schema": schema, "strict": True}})
+    assert json.loads(completion.choices[0].message.content or "") == {"city": "sample",
+                                                                       "days": 1}
+
+
+async def test_max_tokens_truncates(openai_sim: RunningSimulator) -> None:
+    async with client(openai_sim) as oa:
+        completion = await oa.chat.completions.create(
+            model="gpt-x", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    assert completion.choices[0].message.content == "Hello from"
+    assert completion.choices[0].finish_reason == "length"
+
+
 async def test_models_list(openai_sim: RunningSimulator) -> None:
     async with client(openai_sim) as oa:
         page = await oa.models.list()
