@@ -38,6 +38,10 @@ class LocalServerSettings:
     """When the gateway should load it: on first request, or when the gateway starts."""
 
 
+_LAUNCH_ATTEMPTS = 4
+_LAUNCH_RETRY_DELAY_S = 0.25
+
+
 def _free_port(host: str) -> int:
     # Bind-and-release: the port could be taken before llama.cpp binds it, but on loopback
     # that race is rare and it lets base_url be known before the model loads.
@@ -140,8 +144,7 @@ class LocalModelServer:
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"model file not found: {path}")
-            # Importing xllamacpp and loading the model both block: do them off the loop.
-            server = await asyncio.to_thread(lambda: _new_server(self._params()))
+            server = await self._launch()
         except Exception as exc:
             self._status = f"failed: {exc}"
             raise ServiceUnavailable(f"local model {path.name} failed to start: {exc}",
@@ -157,6 +160,20 @@ class LocalModelServer:
             raise ServiceUnavailable(f"local model {path.name} did not become healthy: {exc}",
                                      origin="upstream") from exc
         self._status = "ready"
+
+    async def _launch(self) -> Any:
+        """Create the llama.cpp server. Its init can fail transiently right after a stop
+        (the old listening socket or model memory not yet released), so a failed init is
+        tried again a few times before the failure counts."""
+        for attempt in range(_LAUNCH_ATTEMPTS):
+            try:
+                # Importing xllamacpp and loading the model both block: off the loop.
+                return await asyncio.to_thread(lambda: _new_server(self._params()))
+            except Exception:
+                if attempt == _LAUNCH_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(_LAUNCH_RETRY_DELAY_S * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _params(self) -> Any:
         import xllamacpp  # heavy native module: loaded only when a model actually starts
