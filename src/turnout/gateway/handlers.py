@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -19,7 +19,7 @@ from turnout.core.errors import (
 )
 from turnout.core.request import ChatRequest
 from turnout.dialects.base import Dialect
-from turnout.engine.context import CallContext
+from turnout.engine.context import CallContext, RequestIds
 from turnout.engine.engine import Engine
 from turnout.engine.outcome import Outcome, StreamOutcome
 from turnout.gateway.auth import GatewayKeys
@@ -38,6 +38,7 @@ class ChatHandler:
     engine: Engine
     keys: GatewayKeys
     max_body_bytes: int
+    request_ids: RequestIds = field(default_factory=RequestIds)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         """The route handler. Registered as this bound coroutine method, not as the instance:
@@ -47,7 +48,8 @@ class ChatHandler:
             if principal is None:
                 raise AuthenticationFailed("Invalid or missing gateway API key.")
             request = self.dialect.decode_request(await self._read_json(http))
-            ctx = CallContext(principal=principal, timeout_s=_client_timeout(http.headers))
+            ctx = CallContext(self.request_ids(), principal=principal,
+                              timeout_s=_client_timeout(http.headers))
             if request.stream:
                 # Errors before the first event still become a normal error response.
                 stream = await self.engine.stream(request, ctx)
