@@ -19,12 +19,16 @@ from pathlib import Path
 from _procs import CLK_TCK, cpu_ticks
 
 
-def machine_busy_ticks() -> int:
-    """Busy ticks of all CPUs together (user, nice, system, irq, softirq, steal)."""
+def busy_ticks(cpu: int | None = None) -> int:
+    """Busy ticks (user, nice, system, irq, softirq, steal) of one CPU, or of all."""
+    label = "cpu" if cpu is None else f"cpu{cpu}"
     with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return user + nice + system + irq + softirq + steal
+        for line in stat:
+            fields = line.split()
+            if fields[0] == label:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+                return user + nice + system + irq + softirq + steal
+    raise ValueError(f"no {label} in /proc/stat")
 
 
 def self_ticks() -> int:
@@ -44,33 +48,46 @@ def _ticks(pids: Iterable[int]) -> int:
 
 @dataclass
 class LoadMeter:
-    """CPU used by `watched` pids and by everything else, between `start()` and `stop()`."""
+    """CPU used by `watched` pids and by everything else, between `start()` and `stop()`.
+
+    With `core` and `core_pid` (a process pinned alone to that core), also how much of that
+    core other processes took: the figure that matters for the pinned gateway."""
 
     watched: tuple[int, ...]
+    core: int | None = None
+    core_pid: int | None = None
     _t0: float = 0.0
     _busy0: int = 0
     _own0: int = 0
+    _core0: int = 0
     _pid0: dict[int, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     background_cores: float = 0.0
     """Average CPU cores busy with other processes during the run."""
+    core_intrusion: float = 0.0
+    """Share of `core` used by anything but `core_pid` (0 when not asked for)."""
     pid_seconds: dict[int, float] = field(default_factory=dict)
     """CPU seconds each watched pid used during the run."""
 
     def start(self) -> LoadMeter:
         self._t0 = time.perf_counter()
-        self._busy0 = machine_busy_ticks()
+        self._busy0 = busy_ticks()
+        self._core0 = busy_ticks(self.core) if self.core is not None else 0
         self._own0 = _ticks(self.watched)
         self._pid0 = {pid: cpu_ticks(pid) for pid in self.watched}
         return self
 
     def stop(self) -> LoadMeter:
         self.elapsed_s = time.perf_counter() - self._t0
-        busy = machine_busy_ticks() - self._busy0
+        busy = busy_ticks() - self._busy0
         own = _ticks(self.watched) - self._own0
         self.background_cores = max(0, busy - own) / CLK_TCK / self.elapsed_s
         self.pid_seconds = {pid: (cpu_ticks(pid) - t0) / CLK_TCK
                             for pid, t0 in self._pid0.items()}
+        if self.core is not None and self.core_pid is not None:
+            core_busy = (busy_ticks(self.core) - self._core0) / CLK_TCK
+            self.core_intrusion = max(0.0, core_busy - self.pid_seconds.get(self.core_pid, 0.0)
+                                      ) / self.elapsed_s
         return self
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -33,6 +34,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM when the benchmark
+    process dies, so an interrupted run leaves no simulator or gateway behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def pinned(core: int | None, argv: list[str]) -> list[str]:
@@ -98,7 +108,8 @@ def start_simulators(specs: list[str], core: int | None, chunk_words: int = 1) -
     log = RUN_DIR / "simulators.log"
     with log.open("ab") as errors:  # aiohttp logs clients that hang up mid-stream
         started = time.perf_counter()
-        popen = subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, stderr=errors)
+        popen = subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, stderr=errors,
+                                 preexec_fn=_die_with_parent)
     assert popen.stdout is not None
     line = popen.stdout.readline()
     if not line:
@@ -123,7 +134,7 @@ def start_gateway(config_yaml: str, port: int, core: int | None, name: str = "ga
     with log.open("wb") as out:
         started = time.perf_counter()
         popen = subprocess.Popen(pinned(core, argv), stdout=out, stderr=subprocess.STDOUT,
-                                 env=environ)
+                                 env=environ, preexec_fn=_die_with_parent)
     return Proc(popen, started, log)
 
 

@@ -76,6 +76,8 @@ class Outcome:
     result: RunResult
     counts: dict[str, int]
     background: float
+    intrusion: float
+    """Share of the gateway's core that other processes took during the run."""
     goals: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
@@ -115,6 +117,23 @@ class Env:
 
 
 async def run_one(env: Env, scenario: Scenario, mode: str) -> Outcome:
+    """A run, repeated (up to `--retries` times) while other processes took more than
+    `--max-background` cores or `--max-intrusion` of the gateway's core; the least
+    disturbed run is kept."""
+    best: Outcome | None = None
+    for _ in range(max(1, env.args.retries)):
+        outcome = await _run_once(env, scenario, mode)
+        if best is None or (outcome.intrusion, outcome.background) < (best.intrusion,
+                                                                      best.background):
+            best = outcome
+        if outcome.background <= env.args.max_background and \
+                outcome.intrusion <= env.args.max_intrusion:
+            break
+    assert best is not None
+    return best
+
+
+async def _run_once(env: Env, scenario: Scenario, mode: str) -> Outcome:
     args, session = env.args, env.session
     stream = mode == "stream"
     await wait_quiet((env.sims.proc.pid,), args.max_background, args.quiet_timeout)
@@ -131,7 +150,8 @@ async def run_one(env: Env, scenario: Scenario, mode: str) -> Outcome:
         for name in faulty:
             for fault in scenario.faults:
                 await sim_fault(session, env.sims.urls[name], fault)
-        meter = LoadMeter((gateway.pid, env.sims.proc.pid)).start()
+        meter = LoadMeter((gateway.pid, env.sims.proc.pid), args.gateway_core,
+                          gateway.pid).start()
         result = await open_loop(session, target, args.rate, args.duration,
                                  timeout_s=args.client_timeout)
         meter.stop()
@@ -140,7 +160,8 @@ async def run_one(env: Env, scenario: Scenario, mode: str) -> Outcome:
         gateway.stop()
         for name in env.names:
             await sim_reset(session, env.sims.urls[name])
-    return Outcome(scenario, mode, result, counts, meter.background_cores)
+    return Outcome(scenario, mode, result, counts, meter.background_cores,
+                   meter.core_intrusion)
 
 
 def judge(outcome: Outcome, baseline: Outcome | None, args: argparse.Namespace) -> None:
@@ -180,7 +201,8 @@ def row(o: Outcome, baseline: Outcome | None, names: tuple[str, ...]) -> list[st
     return [o.scenario.title, o.mode, f"{100 * o.error_rate:.2f}%",
             f"{o.attempts_per_request:.3f}", "/".join(str(o.counts[n]) for n in names),
             ms(r.p(50)), ms(r.p(99)), ms(max(r.latencies, default=math.nan)),
-            signed_ms(r.p(50) - b50), signed_ms(r.p(99) - b99), f"{o.background:.2f}", verdict]
+            signed_ms(r.p(50) - b50), signed_ms(r.p(99) - b99),
+            f"{o.background:.2f}/{o.intrusion:.2f}", verdict]
 
 
 def print_report(outcomes: list[Outcome], args: argparse.Namespace,
@@ -188,9 +210,11 @@ def print_report(outcomes: list[Outcome], args: argparse.Namespace,
     baselines = {o.mode: o for o in outcomes if o.scenario.key == "healthy"}
     rows = [row(o, baselines.get(o.mode), names) for o in outcomes]
     print(f"\n## Chaos at {args.rate:g} req/s open loop, {args.duration:g} s per run, "
-          f"{len(names)} targets (latency in ms)\n")
+          f"{len(names)} targets (latency in ms; bg: other processes' CPU in cores; gw core: "
+          "share of the gateway's core they took)\n")
     print(table(["scenario", "mode", "client errors", "attempts/req",
-                 "/".join(names), "p50", "p99", "max", "+p50", "+p99", "bg load", "goals"],
+                 "/".join(names), "p50", "p99", "max", "+p50", "+p99", "bg/gw core",
+                 "goals"],
                 rows))
     print("\n## Goals\n")
     for o in outcomes:
@@ -247,7 +271,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gateway-core", type=int, default=0)
     p.add_argument("--gen-core", type=int, default=1)
     p.add_argument("--sim-core", type=int, default=1)
-    p.add_argument("--max-background", type=float, default=0.2)
+    p.add_argument("--max-background", type=float, default=0.2,
+                   help="wait for, and re-run when, other processes use more cores")
+    p.add_argument("--max-intrusion", type=float, default=0.03,
+                   help="re-run when other processes took more of the gateway's core")
+    p.add_argument("--retries", type=int, default=3, help="runs at most per scenario")
     p.add_argument("--quiet-timeout", type=float, default=30)
     return p.parse_args()
 
