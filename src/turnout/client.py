@@ -55,11 +55,12 @@ class Client:
         """Canonical stream events; fold them with `StreamAccumulator` for a response."""
         request = build_request(model, messages, stream=True, **options)
         outcome = await self._engine.stream(request, context or CallContext())
+        events = outcome.events()
         try:
-            async for event in outcome.events:
+            async for event in events:
                 yield event
         finally:
-            await outcome.events.aclose()
+            await events.aclose()
 
     async def aclose(self) -> None:
         await self._engine.aclose()

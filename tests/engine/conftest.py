@@ -92,11 +92,12 @@ async def call(engine: Engine, stream: bool, request: ChatRequest | None = None,
         return outcome.response, outcome.deployment.id, ctx
     streamed = await engine.stream(request, ctx)
     folded = StreamAccumulator()
+    events = streamed.events()
     try:
-        async for event in streamed.events:
+        async for event in events:
             folded.add(event)
     finally:
-        await streamed.events.aclose()
+        await events.aclose()
     return folded.result(), streamed.deployment.id, ctx
 
 

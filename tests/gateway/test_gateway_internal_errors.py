@@ -36,14 +36,15 @@ class BrokenEngine(Engine):
         if request.model != "an":
             return outcome
 
-        async def broken() -> AsyncGenerator[StreamEvent, None]:
+        async def broken() -> AsyncGenerator[list[StreamEvent], None]:
             try:
-                async for event in outcome.events:
-                    yield event
-                    if isinstance(event, TextDelta):
-                        raise RuntimeError(SECRET_DETAIL)
+                async for batch in outcome.batches:
+                    for event in batch:
+                        yield [event]
+                        if isinstance(event, TextDelta):
+                            raise RuntimeError(SECRET_DETAIL)
             finally:
-                await outcome.events.aclose()
+                await outcome.batches.aclose()
 
         return StreamOutcome(outcome.deployment, broken())
 

@@ -105,11 +105,12 @@ async def run_stream(engine: Engine, request: ChatRequest,
     folded = StreamAccumulator()
     events: list[StreamEvent] = []
     try:
-        async for event in outcome.events:
-            events.append(event)
-            folded.add(event)
+        async for batch in outcome.batches:
+            for event in batch:
+                events.append(event)
+                folded.add(event)
     finally:
-        await outcome.events.aclose()
+        await outcome.batches.aclose()
     return Streamed(folded.result(), events)
 
 

@@ -155,31 +155,32 @@ class Engine:
             return more.value
 
         continuation = continue_on if success.candidate.route.policy.stream_continuation else None
-        events: AsyncGenerator[StreamEvent, None] = relay(
+        batches: AsyncGenerator[list[StreamEvent], None] = relay(
             success.value, request, on_done=done, continue_on=continuation)
         if self.observers:
-            events = self._observed(events, ctx, request, started, success.value.ttft_s,
-                                    StreamOutcome(deployment, events))
-        return StreamOutcome(deployment, events)
+            batches = self._observed(batches, ctx, request, started, success.value.ttft_s,
+                                     StreamOutcome(deployment, batches))
+        return StreamOutcome(deployment, batches)
 
     async def _observed(
-        self, events: AsyncGenerator[StreamEvent, None], ctx: CallContext,
+        self, batches: AsyncGenerator[list[StreamEvent], None], ctx: CallContext,
         request: ChatRequest, started: float, ttft_s: float, outcome: StreamOutcome,
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """Relay `events`, then report the request (only when someone observes)."""
+    ) -> AsyncGenerator[list[StreamEvent], None]:
+        """Relay `batches`, then report the request (only when someone observes)."""
         usage = Usage()
         error: TurnoutError | None = ClientClosed("client closed the stream")
         try:
-            async for event in events:
-                if isinstance(event, UsageUpdate):
-                    usage.merge(event.usage)
-                yield event
+            async for batch in batches:
+                for event in batch:
+                    if isinstance(event, UsageUpdate):
+                        usage.merge(event.usage)
+                yield batch
             error = None
         except TurnoutError as exc:
             error = exc
             raise
         finally:
-            await events.aclose()
+            await batches.aclose()
             self._request_event(ctx, request, started, outcome=outcome, error=error,
                                 usage=usage, ttft_s=ttft_s)
 

@@ -21,10 +21,20 @@ class ChatOutcome:
 @dataclass(slots=True)
 class StreamOutcome:
     """A stream whose first content already arrived (failover before it was invisible).
-    `events` replays the peeked events, then continues; `aclose()` it to cancel."""
+    `batches` replays the peeked events, then continues, one list of events per upstream
+    network read (so a relay can write each in one go); `aclose()` it to cancel."""
 
     deployment: Deployment
-    events: AsyncGenerator[StreamEvent, None]
+    batches: AsyncGenerator[list[StreamEvent], None]
+
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
+        """The same stream, one event at a time."""
+        try:
+            async for batch in self.batches:
+                for event in batch:
+                    yield event
+        finally:
+            await self.batches.aclose()
 
 
 Outcome = ChatOutcome | StreamOutcome

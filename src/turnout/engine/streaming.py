@@ -24,13 +24,17 @@ from turnout.engine.upstream import UpstreamStream
 _CONTENT = (PartStart, TextDelta, ToolArgsDelta, Finish)
 
 
+Batch = list[StreamEvent]
+"""The events one network read brought: relayed to the client in one write."""
+
+
 @dataclass(slots=True)
 class PeekedStream:
     """An upstream stream whose first content event has arrived."""
 
     upstream: UpstreamStream
-    events: AsyncIterator[StreamEvent]
-    buffered: list[StreamEvent] = field(default_factory=list)
+    batches: AsyncIterator[Batch]
+    buffered: Batch = field(default_factory=list)
     ttft_s: float = 0.0
     started: float = 0.0
     """When the attempt began (clock seconds), for the stream's total latency."""
@@ -40,18 +44,18 @@ async def peek(upstream: UpstreamStream, now: Callable[[], float]) -> PeekedStre
     """Read until the first content event (bounded by the stream's first-chunk timeout).
     Any error here is raised so the executor may fail over before the client sees a byte."""
     started = now()
-    events = upstream.events()
-    buffered: list[StreamEvent] = []
+    batches = upstream.batches()
+    buffered: Batch = []
     try:
-        async for event in events:
-            buffered.append(event)
-            if isinstance(event, _CONTENT):
-                return PeekedStream(upstream, events, buffered, now() - started, started)
+        async for batch in batches:
+            buffered += batch
+            if any(isinstance(event, _CONTENT) for event in batch):
+                return PeekedStream(upstream, batches, buffered, now() - started, started)
     except BaseException:
-        await events.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()  # type: ignore[attr-defined]
         raise
     # Ended cleanly with no content at all: the decoder accepted an empty stream.
-    return PeekedStream(upstream, events, buffered, now() - started, started)
+    return PeekedStream(upstream, batches, buffered, now() - started, started)
 
 
 Continue = Callable[[ChatRequest, TurnoutError], Awaitable[PeekedStream | None]]
@@ -64,31 +68,36 @@ async def relay(
     peeked: PeekedStream, request: ChatRequest, *,
     on_done: Done,
     continue_on: Continue | None = None,
-) -> AsyncGenerator[StreamEvent, None]:
-    """Yield the peeked events and the rest of the stream. A failure after the first byte
-    ends with the error (the gateway turns it into the dialect's error event), unless
-    `continue_on` is given: then a fallback continues from the partial text, which the
-    client never sees twice. A stream that had begun a tool call is never continued: its
-    arguments could not be resumed without duplicating or truncating them."""
-    folded = StreamAccumulator()
+) -> AsyncGenerator[Batch, None]:
+    """Yield the peeked events and the rest of the stream, a batch per network read. A
+    failure after the first byte ends with the error (the gateway turns it into the
+    dialect's error event), unless `continue_on` is given: then a fallback continues from
+    the partial text, which the client never sees twice. A stream that had begun a tool
+    call is never continued: its arguments could not be resumed without duplicating or
+    truncating them."""
+    # Folding costs a little per event: only a continuation needs to know what was sent.
+    folded = StreamAccumulator() if continue_on is not None else None
     current = peeked
     while True:
         reported = False
         try:
-            for event in current.buffered:
-                folded.add(event)
-                yield event
-            current.buffered = []
-            async for event in current.events:
-                folded.add(event)
-                yield event
+            if current.buffered:
+                if folded is not None:
+                    _fold(folded, current.buffered)
+                yield current.buffered
+                current.buffered = []
+            async for batch in current.batches:
+                if folded is not None:
+                    _fold(folded, batch)
+                yield batch
             reported = True
             on_done(current, None)
             return
         except TurnoutError as error:
             reported = True
             on_done(current, error)
-            if continue_on is None or folded.result().tool_calls() or folded.finished:
+            if (continue_on is None or folded is None or folded.result().tool_calls()
+                    or folded.finished):
                 raise
             follow = await continue_on(_continuation(request, folded), error)
             if follow is None:
@@ -98,6 +107,11 @@ async def relay(
             if not reported:  # cancelled or closed early: the client went away
                 on_done(current, ClientClosed("client closed the stream"))
             current.upstream.close()
+
+
+def _fold(folded: StreamAccumulator, batch: Batch) -> None:
+    for event in batch:
+        folded.add(event)
 
 
 def _continuation(request: ChatRequest, folded: StreamAccumulator) -> ChatRequest:
@@ -118,37 +132,40 @@ def _strip_prefix(follow: PeekedStream, folded: StreamAccumulator) -> PeekedStre
     text_index = next((i for i, p in enumerate(parts) if isinstance(p, TextPart)), len(parts))
     start_text = text_index == len(parts)
 
-    async def events() -> AsyncIterator[StreamEvent]:
+    async def batches() -> AsyncIterator[Batch]:
         dedupe = _RestartFilter(folded.result().text())
-        async for event in _chain(follow.buffered, follow.events):
-            if isinstance(event, ResponseStart):
-                continue
-            if isinstance(event, PartStart):
-                if not isinstance(event.part, TextPart):
-                    raise MalformedResponse("the continuation answered with something other "
-                                            "than text", origin="upstream")
-                if start_text:
-                    yield PartStart(text_index, TextPart(""))
-                continue
-            if isinstance(event, TextDelta):
-                text = dedupe.feed(event.text)
-                if text:
-                    yield TextDelta(text_index, text)
-                continue
-            held = dedupe.flush()
-            if held:
-                yield TextDelta(text_index, held)
-            yield PartEnd(text_index) if isinstance(event, PartEnd) else event
+        async for batch in _chain(follow.buffered, follow.batches):
+            out: Batch = []
+            for event in batch:
+                if isinstance(event, ResponseStart):
+                    continue
+                if isinstance(event, PartStart):
+                    if not isinstance(event.part, TextPart):
+                        raise MalformedResponse("the continuation answered with something "
+                                                "other than text", origin="upstream")
+                    if start_text:
+                        out.append(PartStart(text_index, TextPart("")))
+                    continue
+                if isinstance(event, TextDelta):
+                    text = dedupe.feed(event.text)
+                    if text:
+                        out.append(TextDelta(text_index, text))
+                    continue
+                held = dedupe.flush()
+                if held:
+                    out.append(TextDelta(text_index, held))
+                out.append(PartEnd(text_index) if isinstance(event, PartEnd) else event)
+            if out:
+                yield out
 
-    return PeekedStream(follow.upstream, events(), [], follow.ttft_s, follow.started)
+    return PeekedStream(follow.upstream, batches(), [], follow.ttft_s, follow.started)
 
 
-async def _chain(first: list[StreamEvent], rest: AsyncIterator[StreamEvent]
-                 ) -> AsyncIterator[StreamEvent]:
-    for event in first:
-        yield event
-    async for event in rest:
-        yield event
+async def _chain(first: Batch, rest: AsyncIterator[Batch]) -> AsyncIterator[Batch]:
+    if first:
+        yield first
+    async for batch in rest:
+        yield batch
 
 
 class _RestartFilter:

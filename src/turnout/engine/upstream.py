@@ -119,7 +119,9 @@ class UpstreamStream:
         self._idle = idle_timeout
         self._seen_data = False
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def batches(self) -> AsyncIterator[list[StreamEvent]]:
+        """Canonical events, one non-empty list per network read: a relay can then send
+        what one read brought in a single write."""
         content = self.response.content
         try:
             while True:
@@ -136,14 +138,27 @@ class UpstreamStream:
                     break
                 self._seen_data = True
                 self._timeout = self._idle
-                for sse in self._parser.feed(chunk):
-                    for event in self._decoder.feed(sse):
-                        yield event
-            for sse in self._parser.flush():
-                for event in self._decoder.feed(sse):
-                    yield event
-            for event in self._decoder.close():
-                yield event
+                batch: list[StreamEvent] = []
+                try:
+                    for sse in self._parser.feed(chunk):
+                        batch += self._decoder.feed(sse)
+                except TurnoutError:
+                    if batch:  # events decoded before the error still go out first
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
+            batch = []
+            try:
+                for sse in self._parser.flush():
+                    batch += self._decoder.feed(sse)
+                batch += self._decoder.close()
+            except TurnoutError:
+                if batch:
+                    yield batch
+                raise
+            if batch:
+                yield batch
         except TurnoutError as exc:
             raise _with_provider(exc, self.deployment) from None
         except (aiohttp.ClientError, OSError) as exc:

@@ -69,14 +69,16 @@ class ChatHandler:
     async def _stream(
         self, http: web.Request, request: ChatRequest, outcome: StreamOutcome, ctx: CallContext
     ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
         try:
             encoder = self.dialect.stream_encoder(request)
-            response = web.StreamResponse(
-                headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
+            encode = encoder.encode
             await response.prepare(http)
             try:
-                async for event in outcome.events:
-                    data = encoder.encode(event)
+                async for batch in outcome.batches:
+                    # One write per upstream read: a write per event would cost a system
+                    # call each (measured: a third of the gateway's stream CPU).
+                    data = b"".join([encode(event) for event in batch])
                     if data:
                         await response.write(data)
                 tail = encoder.done()
@@ -86,16 +88,18 @@ class ChatHandler:
                 # After the first byte the status is sent: end with the dialect's error event.
                 await response.write(encoder.encode_error(error))
             except ConnectionResetError:
-                # The client went away: nothing more can be sent. Closing the event iterator
-                # (below) cancels the upstream call.
-                return response
+                raise
             except Exception:
                 _log.exception("unexpected error streaming %s", http.path)
                 await response.write(encoder.encode_error(
                     InternalError("Internal error in the gateway.")))
+            await response.write_eof()
+        except ConnectionResetError:
+            # The client went away (before or during the stream): nothing more can be sent.
+            # Closing the batches (below) cancels the upstream call.
+            pass
         finally:
-            await outcome.events.aclose()
-        await response.write_eof()
+            await outcome.batches.aclose()
         return response
 
     async def _read_json(self, http: web.Request) -> object:
