@@ -150,3 +150,30 @@ async def test_hedge_budget_caps_hedged_share(
         await call(engine, False)
     hedges = upstream_calls(sims["b"])
     assert 1 <= hedges <= 0.1 * 30 + 1
+
+
+async def test_total_outage_of_three_targets_costs_about_one_attempt_per_request(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """With every target failing, breakers open and the ejection cap keeps some admitted as
+    probes; failing over to a probe is charged to the retry budget, so attempts per request
+    stay near 1 + the budget share instead of one per admitted target."""
+    async def no_sleep(_: float) -> None:
+        return None
+
+    clock = FakeClock(1000.0)
+    policy = {**BREAKER, "retry": {"budget_ratio": 0.2, "min_retries_per_window": 3,
+                                   "window_s": 60}}
+    engine = await make_engine(["a", "b", "c"], policy, clock=clock, sleep=no_sleep)
+    for name in ("a", "b", "c"):
+        sims[name].faults.add(Fault(kind="status", status=500, times=-1))
+    warmup, requests = 10, 200
+    for _ in range(warmup):  # breakers learn the outage
+        with pytest.raises(AllAttemptsFailed):
+            await call(engine, False)
+    before = sum(upstream_calls(sims[n]) for n in ("a", "b", "c"))
+    for _ in range(requests):
+        with pytest.raises(Exception):  # noqa: B017 - every request fails, fast
+            await call(engine, False)
+    attempts = sum(upstream_calls(sims[n]) for n in ("a", "b", "c")) - before
+    assert attempts <= requests * 1.2 + 3 * 3  # 1 + budget ratio, plus each window floor

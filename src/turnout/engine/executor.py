@@ -110,7 +110,10 @@ class _Run(Generic[T]):
         window = self.plan[index].deployment.info.context_window
         if self.min_context and window is not None and window < self.min_context:
             return False
-        return self.state.allow(self.plan[index].deployment)
+        candidate = self.plan[index]
+        if self.total:
+            return self.state.allow_failover(candidate.deployment, candidate.route.policy.retry)
+        return self.state.allow(candidate.deployment)
 
     async def _target(self, index: int) -> Success[T] | None:
         """Attempts on one target (retries included); None means: fail over."""
@@ -238,6 +241,8 @@ class _Run(Generic[T]):
             return _Decision(Action.FAIL_OVER)
         if isinstance(error, ContextWindowExceeded) or not error.retryable:
             return _Decision(Action.GIVE_UP)  # e.g. a provider-key 401: a retry won't help
+        if not self.state.available(candidate.deployment):
+            return _Decision(Action.GIVE_UP)  # its breaker just opened: fail fast, no wait
         retry = policy.retry
         settings = BackoffSettings(base_s=retry.base_delay_s, cap_s=retry.max_delay_s,
                                    max_retry_after_s=retry.max_retry_after_s)

@@ -15,7 +15,7 @@ from turnout.engine.classify import counts_against_deployment
 from turnout.engine.plan import Candidate
 from turnout.providers.types import Deployment, Route
 from turnout.resilience.balancer import CandidateSnapshot, order_candidates
-from turnout.resilience.breaker import BreakerSettings
+from turnout.resilience.breaker import BreakerSettings, BreakerState
 from turnout.resilience.clock import Clock, RandomSource
 from turnout.resilience.ejection import BreakerBoard
 from turnout.resilience.health import DeploymentHealth
@@ -102,6 +102,22 @@ class ResilienceState:
     def allow(self, deployment: Deployment) -> bool:
         """Right before an attempt: may it go? (Reserves a probe slot when half-open.)"""
         return self.breakers.breaker(deployment.id).allow()
+
+    def allow_failover(self, deployment: Deployment, policy: RetryPolicy) -> bool:
+        """Before a request's second or later attempt: a healthy (closed) target takes it
+        freely; one only being probed (half-open, or admitted by the ejection cap) takes it
+        only within the retry budget, so a total outage does not multiply load."""
+        breaker = self.breakers.breaker(deployment.id)
+        if not breaker.allow():
+            return False
+        if breaker.state is BreakerState.CLOSED or self.try_retry(deployment, policy):
+            return True
+        breaker.release_probe()
+        return False
+
+    def available(self, deployment: Deployment) -> bool:
+        """Whether the breaker would let a call through now (reserves nothing)."""
+        return self.breakers.breaker(deployment.id).is_available()
 
     # -- outcomes ------------------------------------------------------------------------
     def on_start(self, deployment: Deployment, *, retry: bool) -> None:
