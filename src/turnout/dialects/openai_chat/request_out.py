@@ -15,6 +15,7 @@ from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from turnout.core.request import ChatRequest, Message, ResponseFormat, ThinkingConfig, ToolChoice
 from turnout.dialects.base import HttpRequest, UpstreamTarget
+from turnout.dialects.openai_chat.response import tool_call_wire
 
 # `ThinkingConfig.budget_tokens` -> `reasoning_effort`, for requests that came from a
 # budget-based dialect (Anthropic, Gemini): the first bound the budget does not exceed, else
@@ -167,8 +168,7 @@ def _assistant(message: Message, param: str) -> dict[str, Any]:
         if isinstance(part, TextPart):
             texts.append(part.text)
         elif isinstance(part, ToolCallPart):
-            calls.append({"id": part.id, "type": "function",
-                          "function": {"name": part.name, "arguments": part.arguments}})
+            calls.append(tool_call_wire(part))
         elif isinstance(part, ThinkingPart):
             # Chat Completions has no input field for reasoning: OpenAI keeps reasoning
             # server-side and the OpenAI-compatible servers drop or reject it. Omitting it

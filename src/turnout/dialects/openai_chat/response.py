@@ -89,6 +89,12 @@ def _malformed(reason: str) -> MalformedResponse:
 
 # --- encode (serving clients) ----------------------------------------------------------------
 
+def tool_call_wire(part: ToolCallPart) -> dict[str, Any]:
+    """An assistant message's `tool_calls` entry."""
+    return {"id": part.id, "type": "function",
+            "function": {"name": part.name, "arguments": part.arguments}}
+
+
 def encode_response(response: ChatResponse, created: int) -> dict[str, Any]:
     """A `chat.completion` object. `created` is used when the response has none."""
     texts: list[str] = []
@@ -98,8 +104,7 @@ def encode_response(response: ChatResponse, created: int) -> dict[str, Any]:
         if isinstance(part, TextPart):
             texts.append(part.text)
         elif isinstance(part, ToolCallPart):
-            calls.append({"id": part.id, "type": "function",
-                          "function": {"name": part.name, "arguments": part.arguments}})
+            calls.append(tool_call_wire(part))
         elif isinstance(part, ThinkingPart):
             if part.text:
                 thoughts.append(part.text)
