@@ -46,7 +46,8 @@ class HttpTransport:
     ) -> aiohttp.ClientResponse:
         """Send and return once headers arrived. The caller must release the response."""
         timeout = None
-        if connect_timeout_s is not None:
+        if connect_timeout_s is not None and connect_timeout_s != self._connect_timeout_s:
+            # Built only when it differs from the session's: requests mostly share one value.
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
         for attempt in (1, 2):
             try:
