@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,6 +28,19 @@ STREAM = [pytest.param(False, id="non-stream"), pytest.param(True, id="stream")]
 
 def upstream_calls(sim: RunningSimulator) -> int:
     return sum(1 for r in sim.requests if not r.path.startswith("/_sim"))
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The backoff waits the engine asked for (recorded, never slept)."""
+    return []
+
+
+def record_sleep(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return fake_sleep
 
 
 FAILOVER_FAULTS: list[Any] = [
@@ -140,14 +154,9 @@ async def test_provider_key_rejected_fails_over_without_retry(
 
 
 async def test_transient_error_is_retried_on_the_same_target_when_it_is_the_last(
-    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator], sleeps: list[float]
 ) -> None:
-    sleeps: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    engine = await make_engine(["a"], FAST, sleep=fake_sleep)
+    engine = await make_engine(["a"], FAST, sleep=record_sleep(sleeps))
     sims["a"].faults.add(Fault(kind="status", status=503, times=1))
     response, _served, ctx = await call(engine, False)
     assert response.text() == answer_of("a")
@@ -156,14 +165,9 @@ async def test_transient_error_is_retried_on_the_same_target_when_it_is_the_last
 
 
 async def test_retry_after_is_honoured_on_the_last_target(
-    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator], sleeps: list[float]
 ) -> None:
-    sleeps: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    engine = await make_engine(["a"], FAST, sleep=fake_sleep)
+    engine = await make_engine(["a"], FAST, sleep=record_sleep(sleeps))
     sims["a"].faults.add(Fault(kind="status", status=429, headers={"Retry-After": "2"}))
     response, _, _ctx = await call(engine, False)
     assert response.text() == answer_of("a")
@@ -171,14 +175,9 @@ async def test_retry_after_is_honoured_on_the_last_target(
 
 
 async def test_retry_after_beyond_the_deadline_gives_up_at_once(
-    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator], sleeps: list[float]
 ) -> None:
-    sleeps: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    engine = await make_engine(["a"], FAST, sleep=fake_sleep)
+    engine = await make_engine(["a"], FAST, sleep=record_sleep(sleeps))
     sims["a"].faults.add(Fault(kind="status", status=429, headers={"Retry-After": "30"}))
     with pytest.raises(AllAttemptsFailed) as caught:
         await call(engine, False)
