@@ -14,6 +14,7 @@ The model and streaming come from the URL (`/models/{model}:generateContent` or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
@@ -177,6 +178,18 @@ def _restricted(mode: str, allowed: list[str], known: set[str], param: str) -> T
     return ToolChoice("required" if mode == "ANY" else "auto")
 
 
+_SCALAR_SETTINGS: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
+    ("temperature", "temperature", number),
+    ("topP", "top_p", number),
+    ("topK", "top_k", integer),
+    ("maxOutputTokens", "max_tokens", integer),
+    ("seed", "seed", integer),
+    ("presencePenalty", "presence_penalty", number),
+    ("frequencyPenalty", "frequency_penalty", number),
+)
+"""`generationConfig` scalars: wire key, canonical field, validator."""
+
+
 def _generation_config(value: Any, request: ChatRequest) -> None:
     config = message(value, "generationConfig")
     for key in _GENERATION_UNSUPPORTED:
@@ -185,20 +198,9 @@ def _generation_config(value: Any, request: ChatRequest) -> None:
     only_keys(config, (*_GENERATION, *_GENERATION_UNSUPPORTED), "generationConfig")
     p = "generationConfig."
     get = config.get
-    if get("temperature") is not None:
-        request.temperature = number(get("temperature"), p + "temperature")
-    if get("topP") is not None:
-        request.top_p = number(get("topP"), p + "topP")
-    if get("topK") is not None:
-        request.top_k = integer(get("topK"), p + "topK")
-    if get("maxOutputTokens") is not None:
-        request.max_tokens = integer(get("maxOutputTokens"), p + "maxOutputTokens")
-    if get("seed") is not None:
-        request.seed = integer(get("seed"), p + "seed")
-    if get("presencePenalty") is not None:
-        request.presence_penalty = number(get("presencePenalty"), p + "presencePenalty")
-    if get("frequencyPenalty") is not None:
-        request.frequency_penalty = number(get("frequencyPenalty"), p + "frequencyPenalty")
+    for key, attr, parse in _SCALAR_SETTINGS:
+        if get(key) is not None:
+            setattr(request, attr, parse(get(key), p + key))
     request.stop = [string(s, p + "stopSequences")
                     for s in arr(get("stopSequences", []), p + "stopSequences")]
     if get("candidateCount") is not None and integer(get("candidateCount"),
