@@ -16,6 +16,7 @@ from turnout.dialects.registry import get_dialect
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.executor import FailoverHook
+from turnout.engine.pipeline import Stage
 
 ConfigSource = str | Path | RuntimeConfig | None
 
@@ -32,11 +33,18 @@ class Client:
     ```
     Messages and tools may be canonical objects (`Message`, `ToolDefinition`) or OpenAI-style
     dicts. `on_failover(error, next_candidate)` is called each time a request moves on.
+
+    Calls run through the same pipeline of stages as the gateway's. `api_key` makes every
+    call present that key, as an HTTP client would (to act for a tenant); without it the
+    caller is the configuration's owner. `stages` are added after the config's own.
     """
 
     def __init__(self, config: ConfigSource = None, *, environ: Mapping[str, str] | None = None,
-                 on_failover: FailoverHook | None = None, engine: Engine | None = None) -> None:
-        self._engine = engine or Engine(_runtime(config, environ), on_failover=on_failover)
+                 on_failover: FailoverHook | None = None, engine: Engine | None = None,
+                 api_key: str | None = None, stages: Sequence[Stage] = ()) -> None:
+        self._engine = engine or Engine(_runtime(config, environ), on_failover=on_failover,
+                                        stages=stages)
+        self._api_key = api_key
 
     @property
     def engine(self) -> Engine:
@@ -46,7 +54,7 @@ class Client:
                    context: CallContext | None = None, **options: Any) -> ChatResponse:
         """A complete answer. `context` (optional) receives the attempt log."""
         request = build_request(model, messages, stream=False, **options)
-        outcome = await self._engine.chat(request, context or CallContext())
+        outcome = await self._engine.chat(request, self._context(context))
         return outcome.response
 
     async def stream(self, *, model: str, messages: Sequence[Message | Mapping[str, Any]],
@@ -54,13 +62,19 @@ class Client:
                      ) -> AsyncIterator[StreamEvent]:
         """Canonical stream events; fold them with `StreamAccumulator` for a response."""
         request = build_request(model, messages, stream=True, **options)
-        outcome = await self._engine.stream(request, context or CallContext())
+        outcome = await self._engine.stream(request, self._context(context))
         events = outcome.events()
         try:
             async for event in events:
                 yield event
         finally:
             await events.aclose()
+
+    def _context(self, context: CallContext | None) -> CallContext:
+        ctx = context or CallContext()
+        if ctx.credential is None:
+            ctx.credential = self._api_key
+        return ctx
 
     async def aclose(self) -> None:
         await self._engine.aclose()

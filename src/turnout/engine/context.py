@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 from turnout.core.errors import Attempt
 
@@ -34,7 +35,14 @@ class CallContext:
 
     request_id: str = field(default_factory=new_request_id)
     principal: str | None = None
-    """Who is calling: a gateway key's name, or None in-process."""
+    """Who is calling, once authenticated: a gateway key's name, or None in-process."""
+    credential: str | None = field(default=None, repr=False)
+    """The secret the caller presented (an API key), for the authenticate stage only."""
+    caller: Literal["library", "http"] = "library"
+    """`http` for requests that came through the gateway. In-process callers own the
+    configuration and need no gateway key; HTTP callers always do when keys are set."""
+    authenticated: bool = False
+    """Set once the pipeline's authenticate hooks have run for this call."""
     timeout_s: float | None = None
     """The client's own overall deadline (may only shorten the route's)."""
     attempts: list[Attempt] = field(default_factory=list)

@@ -12,18 +12,20 @@ from turnout.config.runtime import (
     start_local_servers,
     stop_local_servers,
 )
-from turnout.core.errors import ClientClosed, TurnoutError
-from turnout.core.events import StreamEvent, UsageUpdate
+from turnout.core.errors import ClientClosed, InternalError, TurnoutError
+from turnout.core.events import UsageUpdate, response_to_events
 from turnout.core.request import ChatRequest
 from turnout.core.response import Usage
 from turnout.engine.context import CallContext
 from turnout.engine.executor import AttemptFn, Executor, FailoverHook
 from turnout.engine.observe import Observer, Observers, RequestEvent
-from turnout.engine.outcome import ChatOutcome, StreamOutcome
+from turnout.engine.outcome import Batch, ChatOutcome, StartedBatches, StreamOutcome
+from turnout.engine.pipeline import Call, CallEnd, Pipeline, Stage
 from turnout.engine.plan import Candidate, build_plan, resolve
 from turnout.engine.state import ResilienceState
 from turnout.engine.streaming import PeekedStream, peek, relay
 from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
+from turnout.providers.types import Deployment
 from turnout.resilience.clock import Clock, RandomSource, SystemClock
 from turnout.transport.http import HttpTransport
 
@@ -31,9 +33,11 @@ from turnout.transport.http import HttpTransport
 class Engine:
     """Routes canonical requests to deployments and survives their failures.
 
-    Holds the compiled config (swapped atomically by `swap`), the shared HTTP transport and
-    the resilience state (breakers, budgets, health), which outlives config swaps so a
-    reload does not forget which deployments are down.
+    Holds the compiled config (swapped atomically by `swap`), the pipeline of stages built
+    from it, the shared HTTP transport and the resilience state (breakers, budgets,
+    health), which outlives config swaps so a reload does not forget which deployments
+    are down. `stages` are added after the ones the config asks for (see
+    `turnout.stages.config_stages`), in the gateway and in-process alike.
     """
 
     def __init__(
@@ -46,8 +50,11 @@ class Engine:
         sleep: Callable[[float], object] | None = None,
         on_failover: FailoverHook | None = None,
         observers: Sequence[Observer] = (),
+        stages: Sequence[Stage] = (),
     ) -> None:
         self._runtime = runtime
+        self._extra_stages = tuple(stages)
+        self._pipeline = self._build_pipeline(runtime)
         self._transport = transport or HttpTransport()
         self._caller = UpstreamCaller(self._transport)
         self.state = ResilienceState(clock or SystemClock(), rng or random.Random(),
@@ -62,8 +69,14 @@ class Engine:
     async def swap(self, runtime: RuntimeConfig) -> None:
         """Replace the compiled config atomically; requests in flight finish on the old one.
         Local models the new config no longer uses are stopped."""
-        old, self._runtime = self._runtime, runtime
+        pipeline = self._build_pipeline(runtime)
+        old, self._runtime, self._pipeline = self._runtime, runtime, pipeline
         await stop_local_servers(retired_local_servers(old, runtime))
+
+    def _build_pipeline(self, runtime: RuntimeConfig) -> Pipeline:
+        from turnout.stages import config_stages
+
+        return Pipeline([*config_stages(runtime), *self._extra_stages])
 
     def aliases(self) -> list[str]:
         return sorted(self._runtime.routes)
@@ -86,41 +99,97 @@ class Engine:
         route = resolve(runtime.routes, request.model)
         return build_plan(runtime.routes, route, self.state.order)
 
+    @property
+    def pipeline(self) -> Pipeline:
+        """The stages every call runs through (rebuilt by `swap`)."""
+        return self._pipeline
+
+    async def authenticate(self, ctx: CallContext) -> None:
+        """Run the pipeline's authenticate hooks on `ctx` alone, before a request body is
+        read (the gateway does; `chat`/`stream` do it themselves otherwise)."""
+        await self._pipeline.authenticate(ctx)
+
     async def chat(self, request: ChatRequest, ctx: CallContext | None = None) -> ChatOutcome:
         """A complete answer, failing over as the route's policy allows."""
         ctx = ctx or CallContext()
         request.stream = False
+        pipeline = self._pipeline
+        call = Call(request, ctx)
+        started = self.state.clock.monotonic()
+        outcome: ChatOutcome | None = None
+        error: TurnoutError | None = None
+        try:
+            outcome = await self._chat(call, pipeline)
+            return outcome
+        except BaseException as exc:
+            error = _end_error(exc)
+            raise
+        finally:
+            if pipeline.end or self.observers:
+                usage = outcome.response.usage if outcome is not None else Usage()
+                await self._ended(call, pipeline, started, outcome, error, usage, None)
+
+    async def _chat(self, call: Call, pipeline: Pipeline) -> ChatOutcome:
+        answer = await pipeline.before(call) if pipeline else None
+        if answer is None:
+            await self._route(call, pipeline)
+            success = await self._executor.run(call.plan, call.request, call.ctx,
+                                               self._chat_attempt(call, pipeline))
+            answer = success.value
+        if pipeline.response:
+            answer = await pipeline.respond(call, answer)
+        return answer
+
+    def _chat_attempt(self, call: Call, pipeline: Pipeline) -> AttemptFn[ChatOutcome]:
         clock = self.state.clock
-        started = clock.monotonic()
+        request = call.request
 
         async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> ChatOutcome:
+            if pipeline.attempt:
+                candidate = await pipeline.before_attempt(call, candidate)
             await self._ensure_local(candidate)
             started = clock.monotonic()
             response, headers = await self._caller.complete(candidate.deployment, request,
                                                             timeouts)
             self.state.on_success(candidate.deployment, headers, clock.monotonic() - started)
             return ChatOutcome(candidate.deployment, response)
-
-        try:
-            success = await self._executor.run(self.plan(request), request, ctx, attempt)
-        except TurnoutError as error:
-            if self.observers:
-                self._request_event(ctx, request, started, error=error)
-            raise
-        if self.observers:
-            self._request_event(ctx, request, started, outcome=success.value,
-                                usage=success.value.response.usage)
-        return success.value
+        return attempt
 
     async def stream(self, request: ChatRequest, ctx: CallContext | None = None) -> StreamOutcome:
         """A stream whose first content has arrived: failures before it fail over invisibly."""
         ctx = ctx or CallContext()
         request.stream = True
+        pipeline = self._pipeline
+        call = Call(request, ctx)
+        started = self.state.clock.monotonic()
+        try:
+            deployment, batches, ttft_s = await self._open_stream(call, pipeline)
+        except BaseException as exc:
+            if pipeline.end or self.observers:
+                await self._ended(call, pipeline, started, None, _end_error(exc),
+                                  Usage(), None)
+            raise
+        if pipeline.has_exit or self.observers:
+            batches = self._tracked(batches, call, pipeline, started, ttft_s, deployment)
+        return StreamOutcome(deployment, await StartedBatches.start(batches))
+
+    async def _open_stream(
+        self, call: Call, pipeline: Pipeline,
+    ) -> tuple[Deployment, AsyncGenerator[Batch, None], float | None]:
+        """The serving deployment, its batches (peeked events first) and its TTFT."""
+        answer = await pipeline.before(call) if pipeline else None
+        if answer is not None:
+            if pipeline.response:
+                answer = await pipeline.respond(call, answer)
+            return answer.deployment, _replay(answer), None
+        await self._route(call, pipeline)
+        request, ctx, plan = call.request, call.ctx, call.plan
         clock = self.state.clock
-        started = clock.monotonic()
 
         def attempt_for(req: ChatRequest) -> AttemptFn[PeekedStream]:
             async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> PeekedStream:
+                if pipeline.attempt:
+                    candidate = await pipeline.before_attempt(call, candidate)
                 await self._ensure_local(candidate)
                 upstream = await self._caller.open_stream(candidate.deployment, req, timeouts)
                 peeked = await peek(upstream, clock.monotonic)
@@ -129,17 +198,8 @@ class Engine:
                 return peeked
             return attempt
 
-        attempt = attempt_for(request)
-
-        try:
-            plan = self.plan(request)
-            success = await self._executor.run(plan, request, ctx, attempt,
-                                               dispose=self._dispose_stream)
-        except TurnoutError as error:
-            if self.observers:
-                self._request_event(ctx, request, started, error=error)
-            raise
-        deployment = success.candidate.deployment
+        success = await self._executor.run(plan, request, ctx, attempt_for(request),
+                                           dispose=self._dispose_stream)
 
         def done(stream: PeekedStream, error: TurnoutError | None) -> None:
             self.state.on_stream_end(stream.upstream.deployment, error,
@@ -155,18 +215,21 @@ class Engine:
             return more.value
 
         continuation = continue_on if success.candidate.route.policy.stream_continuation else None
-        batches: AsyncGenerator[list[StreamEvent], None] = relay(
-            success.value, request, on_done=done, continue_on=continuation)
-        if self.observers:
-            batches = self._observed(batches, ctx, request, started, success.value.ttft_s,
-                                     StreamOutcome(deployment, batches))
-        return StreamOutcome(deployment, batches)
+        batches = relay(success.value, request, on_done=done, continue_on=continuation)
+        return success.value.upstream.deployment, batches, success.value.ttft_s
 
-    async def _observed(
-        self, batches: AsyncGenerator[list[StreamEvent], None], ctx: CallContext,
-        request: ChatRequest, started: float, ttft_s: float, outcome: StreamOutcome,
-    ) -> AsyncGenerator[list[StreamEvent], None]:
-        """Relay `batches`, then report the request (only when someone observes)."""
+    async def _route(self, call: Call, pipeline: Pipeline) -> None:
+        """The ordered candidates of `call`, narrowed by the pipeline's `on_plan` stages."""
+        call.plan = self.plan(call.request)
+        if pipeline.plan:
+            await pipeline.planned(call)
+
+    async def _tracked(
+        self, batches: AsyncGenerator[Batch, None], call: Call, pipeline: Pipeline,
+        started: float, ttft_s: float | None, deployment: Deployment,
+    ) -> AsyncGenerator[Batch, None]:
+        """Relay `batches` through the pipeline's `on_batch` stages, then end the call
+        (`on_end`, the request event), however the stream ended."""
         usage = Usage()
         error: TurnoutError | None = ClientClosed("client closed the stream")
         try:
@@ -174,28 +237,39 @@ class Engine:
                 for event in batch:
                     if isinstance(event, UsageUpdate):
                         usage.merge(event.usage)
+                if pipeline.batch:
+                    batch = await pipeline.on_batch(call, batch)
+                    if not batch:
+                        continue
                 yield batch
             error = None
-        except TurnoutError as exc:
-            error = exc
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                error = _end_error(exc)
             raise
         finally:
             await batches.aclose()
-            self._request_event(ctx, request, started, outcome=outcome, error=error,
-                                usage=usage, ttft_s=ttft_s)
+            await self._ended(call, pipeline, started, deployment, error, usage, ttft_s)
 
-    def _request_event(
-        self, ctx: CallContext, request: ChatRequest, started: float, *,
-        outcome: ChatOutcome | StreamOutcome | None = None, error: TurnoutError | None = None,
-        usage: Usage | None = None, ttft_s: float | None = None,
+    async def _ended(
+        self, call: Call, pipeline: Pipeline, started: float,
+        served: ChatOutcome | Deployment | None, error: TurnoutError | None, usage: Usage,
+        ttft_s: float | None,
     ) -> None:
-        self.observers.request(RequestEvent(
-            request_id=ctx.request_id, route=request.model, principal=ctx.principal,
-            stream=request.stream, status=error.status if error else 200,
-            latency_s=self.state.clock.monotonic() - started,
-            attempts=sum(1 for a in ctx.attempts if a.outcome != "skipped"),
-            deployment=outcome.deployment.id if outcome else None,
-            error_code=error.code if error else None, ttft_s=ttft_s, usage=usage))
+        """The call is over: the pipeline's `on_end` hooks, then the request event."""
+        deployment = served.deployment if isinstance(served, ChatOutcome) else served
+        latency = self.state.clock.monotonic() - started
+        if pipeline.end:
+            await pipeline.finish(call, CallEnd(deployment, usage, error, latency))
+        if self.observers:
+            ctx, request = call.ctx, call.request
+            self.observers.request(RequestEvent(
+                request_id=ctx.request_id, route=request.model, principal=ctx.principal,
+                stream=request.stream, status=error.status if error else 200,
+                latency_s=latency,
+                attempts=sum(1 for a in ctx.attempts if a.outcome != "skipped"),
+                deployment=deployment.id if deployment else None,
+                error_code=error.code if error else None, ttft_s=ttft_s, usage=usage))
 
     def _dispose_stream(self, stream: PeekedStream) -> None:
         """A hedge that answered but lost the race: drop its connection."""
@@ -206,3 +280,18 @@ class Engine:
         server = self._runtime.local_servers.get(candidate.deployment.provider)
         if server is not None and not server.ready:
             await server.ensure_started()
+
+
+def _end_error(exc: BaseException) -> TurnoutError:
+    """What `on_end` hears for a call that raised: its typed error; `ClientClosed` when the
+    caller was cancelled (an HTTP client that went away); an internal error for a bug."""
+    if isinstance(exc, TurnoutError):
+        return exc
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return ClientClosed("the client went away")
+    return InternalError("internal error in the gateway")
+
+
+async def _replay(outcome: ChatOutcome) -> AsyncGenerator[Batch, None]:
+    """A complete answer (e.g. from a cache) as a stream of one batch."""
+    yield response_to_events(outcome.response)

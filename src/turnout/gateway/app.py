@@ -8,10 +8,12 @@ import orjson
 from aiohttp import web
 
 from turnout.config.runtime import RuntimeConfig
+from turnout.core.errors import TurnoutError
 from turnout.dialects.registry import get_dialect
+from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
-from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.auth import presented_key
 from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, models_payload
 from turnout.observability.handler import metrics_handler
@@ -34,22 +36,21 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
             engine.observers.add(observer)
     metrics.registry.register(StateCollector(engine.state))
     settings = runtime.server
-    keys = GatewayKeys(settings.gateway_keys)
     # aiohttp's own body limit sits above ours so that we answer 413 in the dialect's shape.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[ENGINE] = engine
     app[METRICS] = metrics
-    openai = ChatHandler(get_dialect("openai_chat"), engine, keys, settings.max_body_bytes)
-    anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, keys,
-                            settings.max_body_bytes)
+    openai = ChatHandler(get_dialect("openai_chat"), engine, settings.max_body_bytes)
+    anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, settings.max_body_bytes)
 
     async def list_models(request: web.Request) -> web.Response:
         is_anthropic = "anthropic-version" in request.headers
         handler = anthropic if is_anthropic else openai
-        if keys.authenticate(request.headers) is None:
-            from turnout.core.errors import AuthenticationFailed
-            return handler.error_response(AuthenticationFailed("Invalid or missing gateway "
-                                                               "API key."))
+        ctx = CallContext(credential=presented_key(request.headers), caller="http")
+        try:
+            await engine.authenticate(ctx)
+        except TurnoutError as error:
+            return handler.error_response(error)
         body = models_payload(engine.aliases(), is_anthropic)
         return web.Response(body=body, content_type="application/json")
 

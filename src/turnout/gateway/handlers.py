@@ -11,7 +11,6 @@ import orjson
 from aiohttp import web
 
 from turnout.core.errors import (
-    AuthenticationFailed,
     InternalError,
     InvalidRequest,
     RequestTooLarge,
@@ -22,7 +21,7 @@ from turnout.dialects.base import Dialect
 from turnout.engine.context import CallContext, RequestIds
 from turnout.engine.engine import Engine
 from turnout.engine.outcome import Outcome, StreamOutcome
-from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.auth import presented_key
 
 _log = logging.getLogger("turnout.gateway")
 _JSON = "application/json"
@@ -36,20 +35,19 @@ class ChatHandler:
 
     dialect: Dialect
     engine: Engine
-    keys: GatewayKeys
     max_body_bytes: int
     request_ids: RequestIds = field(default_factory=RequestIds)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         """The route handler. Registered as this bound coroutine method, not as the instance:
         aiohttp wraps non-coroutine callables in a deprecated (and slower) shim."""
+        ctx = CallContext(self.request_ids(), credential=presented_key(http.headers),
+                          caller="http")
         try:
-            principal = self.keys.authenticate(http.headers)
-            if principal is None:
-                raise AuthenticationFailed("Invalid or missing gateway API key.")
+            # Authenticated on the headers alone, before the body is read.
+            await self.engine.authenticate(ctx)
             request = self.dialect.decode_request(await self._read_json(http))
-            ctx = CallContext(self.request_ids(), principal=principal,
-                              timeout_s=_client_timeout(http.headers))
+            ctx.timeout_s = _client_timeout(http.headers)
             if request.stream:
                 # Errors before the first event still become a normal error response.
                 stream = await self.engine.stream(request, ctx)
