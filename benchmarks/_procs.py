@@ -119,11 +119,12 @@ def start_simulators(specs: list[str], core: int | None, chunk_words: int = 1) -
 
 
 def start_gateway(config_yaml: str, port: int, core: int | None, name: str = "gateway",
-                  python: list[str] | None = None) -> Proc:
+                  python: list[str] | None = None, src: str | None = None) -> Proc:
     """`turnout serve --config <file> --port <port>` pinned to `core` (uvloop, one worker).
 
     The config is written to `.run/<name>.yaml`; the gateway's output goes to
-    `.run/<name>.log`. `python`: how to run Python (e.g. under cProfile)."""
+    `.run/<name>.log`. `python`: how to run Python (e.g. under cProfile). `src`: import
+    Turnout from this source folder instead of the installed one (a baseline checkout)."""
     RUN_DIR.mkdir(exist_ok=True)
     config = RUN_DIR / f"{name}.yaml"
     config.write_text(config_yaml)
@@ -131,6 +132,8 @@ def start_gateway(config_yaml: str, port: int, core: int | None, name: str = "ga
     argv = [*(python or [sys.executable]), "-m", "turnout.cli", "serve", "--config", str(config),
             "--host", "127.0.0.1", "--port", str(port)]
     environ = {**os.environ, "SIMKEY": "sim-key"}
+    if src is not None:
+        environ["PYTHONPATH"] = src
     with log.open("wb") as out:
         started = time.perf_counter()
         popen = subprocess.Popen(pinned(core, argv), stdout=out, stderr=subprocess.STDOUT,

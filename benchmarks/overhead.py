@@ -1,6 +1,12 @@
 """Gateway overhead: added latency, maximum throughput, CPU per request, memory, cold start.
 
     python benchmarks/overhead.py [--rate 500] [--duration 10] [--connections 64]
+    python benchmarks/overhead.py --baseline-src ../turnout-before/src   # before/after
+
+With `--baseline-src`, a second gateway runs the code found there (for example a
+`git worktree` of the commit before a change) and every case is measured through both,
+back to back in the same run, rows marked `[baseline]`: the honest before/after figure
+on a machine whose speed drifts between runs.
 
 Layout on a 2-core machine (see README.md): the gateway (`turnout serve`, one process,
 uvloop) is pinned to core 0 alone; this script (the load generator, and `wrk`) is pinned
@@ -196,8 +202,8 @@ async def measure_peak(env: Env, target: Target) -> Peak:
     return best
 
 
-async def cold_start(args: argparse.Namespace, sims: Simulators
-                     ) -> tuple[list[float], Proc, str, int]:
+async def cold_start(args: argparse.Namespace, sims: Simulators, *, src: str | None = None,
+                     name: str = "overhead-gateway") -> tuple[list[float], Proc, str, int]:
     """Start the gateway `args.cold_starts` times; returns the start-to-first-answer times,
     the last gateway (left running), its URL and its RSS right after its first answer."""
     times: list[float] = []
@@ -205,13 +211,13 @@ async def cold_start(args: argparse.Namespace, sims: Simulators
     proc: Proc | None = None
     url = ""
     rss = 0
-    for _ in range(args.cold_starts):
+    for _ in range(args.cold_starts if src is None else 1):
         if proc is not None:
             proc.stop()
         await wait_quiet((sims.proc.pid,), args.max_background, args.quiet_timeout)
         url = f"http://127.0.0.1:{free_port()}"
         proc = start_gateway(config, int(url.rsplit(":", 1)[1]), args.gateway_core,
-                             name="overhead-gateway")
+                             name=name, src=src)
         times.append(await wait_for_answer(f"{url}/v1/chat/completions",
                                            openai_body(ALIAS, False), JSON, proc))
         rss = rss_bytes(proc.pid)
@@ -246,28 +252,43 @@ async def run(args: argparse.Namespace) -> None:
     sims = start_simulators(["openai_chat:sim"], args.sim_core, args.chunk_words)
     session = make_session()
     gateway: Proc | None = None
+    baseline: Proc | None = None
+    paths = set(args.paths.split(","))
     try:
         starts, gateway, gateway_url, idle_rss = await cold_start(args, sims)
         env = Env(args, gateway, sims, session)
-        cases = build_cases(gateway_url, sims.urls["sim"], set(args.paths.split(",")))
+        cases = build_cases(gateway_url, sims.urls["sim"], paths)
+        # (env, case) pairs measured back to back: the baseline's first when there is one.
+        runs: list[list[tuple[Env, Case]]] = [[(env, case)] for case in cases]
+        if args.baseline_src:
+            _, baseline, baseline_url, _ = await cold_start(
+                args, sims, src=args.baseline_src, name="overhead-baseline")
+            base_env = Env(args, baseline, sims, session)
+            for pair, case in zip(runs, build_cases(baseline_url, sims.urls["sim"], paths),
+                                  strict=True):
+                case.path += " [baseline]"
+                pair.insert(0, (base_env, case))
         lat_rows: list[list[str]] = []
         tp_rows: list[list[str]] = []
         opened: list[RunResult] = []
-        for case in cases:
-            direct = await measure_open(env, case.direct, through_gateway=False)
-            through = await measure_open(env, case.gateway, through_gateway=True)
-            opened += [direct.result, through.result]
-            lat_rows += latency_rows(case, direct, through)
-            cpu_at_rate = through.gateway_cpu_s / max(1, len(through.result.latencies))
-            peak_d = await measure_peak(env, case.direct) if not args.skip_peak else None
-            peak_g = await measure_peak(env, case.gateway) if not args.skip_peak else None
-            tp_rows.append(throughput_row(case, peak_d, peak_g, cpu_at_rate))
+        for group in runs:
+            direct = await measure_open(env, group[0][1].direct, through_gateway=False)
+            peak_d = await measure_peak(env, group[0][1].direct) if not args.skip_peak else None
+            for run_env, case in group:
+                through = await measure_open(run_env, case.gateway, through_gateway=True)
+                opened += [direct.result, through.result]
+                lat_rows += latency_rows(case, direct, through)
+                cpu_at_rate = through.gateway_cpu_s / max(1, len(through.result.latencies))
+                peak_g = (await measure_peak(run_env, case.gateway)
+                          if not args.skip_peak else None)
+                tp_rows.append(throughput_row(case, peak_d, peak_g, cpu_at_rate))
         ceiling = await generator_ceiling(env, cases[0].direct) if not args.skip_peak else None
         loaded_rss = rss_bytes(gateway.pid)
     finally:
         await session.close()
-        if gateway is not None:
-            gateway.stop()
+        for proc in (gateway, baseline):
+            if proc is not None:
+                proc.stop()
         sims.proc.stop()
     print_report(args, lat_rows, tp_rows, opened, starts, idle_rss, loaded_rss, ceiling)
 
@@ -344,6 +365,9 @@ def parse_args() -> argparse.Namespace:
                         "share of the gateway's core (default 0.03)")
     p.add_argument("--quiet-timeout", type=float, default=60,
                    help="longest wait for a quiet machine before running anyway")
+    p.add_argument("--baseline-src", default=None,
+                   help="also measure a gateway importing Turnout from this source folder "
+                        "(e.g. a worktree of the commit before a change), back to back")
     return p.parse_args()
 
 
