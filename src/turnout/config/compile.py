@@ -22,7 +22,7 @@ from turnout.dialects.base import UpstreamTarget
 from turnout.local.model import bundled_model_path
 from turnout.local.server import LocalModelServer, LocalServerSettings
 from turnout.providers.catalog import Catalog, bundled_catalog, lookup
-from turnout.providers.rows import find_env_key, get_row
+from turnout.providers.rows import api_root, find_env_key, get_row
 from turnout.providers.types import Deployment, ModelInfo, Route
 
 GATEWAY_KEYS_ENV = "TURNOUT_GATEWAY_KEYS"
@@ -150,8 +150,10 @@ def _endpoint(
             headers[header] = value
     base_url = provider.base_url or row.base_url
     assert base_url is not None  # the schema requires base_url where the row has none
-    return _Endpoint(kind=provider.kind, dialect=row.dialect, base_url=base_url,
-                     api_key=api_key, headers=MappingProxyType(headers), catalog=row.catalog)
+    # Normalised once here, so the dialects only append their paths.
+    return _Endpoint(kind=provider.kind, dialect=row.dialect,
+                     base_url=api_root(row, base_url), api_key=api_key,
+                     headers=MappingProxyType(headers), catalog=row.catalog)
 
 
 def _local_server(

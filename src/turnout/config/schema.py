@@ -51,7 +51,9 @@ class _RemoteProvider(BaseModel):
     api_key: SecretRef | None = None
     """Defaults to the kind's usual environment variable (e.g. OPENAI_API_KEY)."""
     base_url: str | None = None
-    """Defaults to the kind's public endpoint."""
+    """Defaults to the kind's public endpoint. Written as the vendor's SDK takes it:
+    Anthropic and Gemini the host root (their version path is added unless the URL ends
+    in one), OpenAI-compatible servers the API root with its `/v1`."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent with every upstream call."""
 

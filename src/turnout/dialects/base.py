@@ -26,8 +26,10 @@ class UpstreamTarget:
     explicitly; adapters never read the environment."""
 
     base_url: str
-    """API root without a trailing slash, e.g. `https://api.openai.com/v1`,
-    `https://api.anthropic.com/v1`, `https://generativelanguage.googleapis.com/v1beta`."""
+    """API root, version path included, without a trailing slash: the dialect appends its
+    paths as they are (`https://api.openai.com/v1`, `https://api.anthropic.com/v1`,
+    `https://generativelanguage.googleapis.com/v1beta`). Config compilation normalises
+    what users write (`turnout.providers.rows.api_root`)."""
     model: str
     """The provider's own model id."""
     api_key: str | None = None

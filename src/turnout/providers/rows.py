@@ -6,10 +6,12 @@ flags. Adding an OpenAI-compatible vendor means adding a row here, never new cod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import urlsplit
 
 Dialect = Literal["openai_chat", "anthropic_messages", "gemini"]
 
@@ -21,7 +23,13 @@ class ProviderRow:
     kind: str
     dialect: Dialect
     base_url: str | None
-    """Default API root (no trailing slash); None when the config must give one."""
+    """Default endpoint (no trailing slash), in the vendor SDK's own convention; None when
+    the config must give one."""
+    api_version: str | None = None
+    """The version path the wire format lives under (`v1`, `v1beta`), appended to a
+    `base_url` that does not already end in a version segment: the Anthropic and Gemini
+    SDKs take the host root and add it themselves. None: `base_url` is the API root as
+    written (OpenAI's convention, `.../v1` included)."""
     env_keys: tuple[str, ...] = ()
     """Environment variables that usually hold the key, in order of preference. Used when
     the config gives no `api_key`, and by environment autodetection."""
@@ -44,12 +52,12 @@ PROVIDER_ROWS: Mapping[str, ProviderRow] = MappingProxyType(dict([
         env_keys=("OPENAI_API_KEY",), key_required=True, catalog="openai",
         description="OpenAI Chat Completions API")),
     _row(ProviderRow(
-        kind="anthropic", dialect="anthropic_messages", base_url="https://api.anthropic.com/v1",
-        env_keys=("ANTHROPIC_API_KEY",), key_required=True, catalog="anthropic",
+        kind="anthropic", dialect="anthropic_messages", base_url="https://api.anthropic.com",
+        api_version="v1", env_keys=("ANTHROPIC_API_KEY",), key_required=True, catalog="anthropic",
         description="Anthropic Messages API")),
     _row(ProviderRow(
         kind="gemini", dialect="gemini",
-        base_url="https://generativelanguage.googleapis.com/v1beta",
+        base_url="https://generativelanguage.googleapis.com", api_version="v1beta",
         env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"), key_required=True, catalog="gemini",
         description="Google Gemini API (generateContent)")),
     _row(ProviderRow(
@@ -99,3 +107,22 @@ def find_env_key(row: ProviderRow, environ: Mapping[str, str]) -> str | None:
         if environ.get(name):
             return name
     return None
+
+
+_VERSION_SEGMENT = re.compile(r"v\d+(?:(?:alpha|beta)\d*)?")
+"""A path segment that names an API version: `v1`, `v1beta`, `v1alpha`, `v2beta1`."""
+
+
+def api_root(row: ProviderRow, base_url: str) -> str:
+    """The URL the row's dialect appends its paths to, for a configured `base_url`: without
+    a trailing slash, and with the row's `api_version` added unless the URL already ends in
+    a version segment (`https://api.anthropic.com` and `https://api.anthropic.com/v1` both
+    give `https://api.anthropic.com/v1`; a proxy's `https://gw.example/anthropic` gives
+    `https://gw.example/anthropic/v1`, as the SDK would call it)."""
+    url = base_url.rstrip("/")
+    if row.api_version is None:
+        return url
+    last_segment = urlsplit(url).path.rpartition("/")[2]
+    if _VERSION_SEGMENT.fullmatch(last_segment):
+        return url
+    return f"{url}/{row.api_version}"

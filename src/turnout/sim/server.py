@@ -32,10 +32,11 @@ class RunningSimulator:
     dialect: str
     name: str
     url: str
-    """Server root, e.g. `http://127.0.0.1:PORT` (what the Anthropic and Gemini SDKs take)."""
+    """Server root, e.g. `http://127.0.0.1:PORT`: what the Anthropic and Gemini SDKs take,
+    and a `base_url` for Turnout's `anthropic` and `gemini` providers."""
     base_url: str
-    """API root a provider config uses: `{url}/v1` (OpenAI, Anthropic), `{url}/v1beta`
-    (Gemini)."""
+    """API root with the version path: `{url}/v1` (OpenAI, Anthropic), `{url}/v1beta`
+    (Gemini). What the OpenAI SDK and an `openai_compatible` provider take."""
     faults: FaultQueue
     """Add faults in-process: `sim.faults.add(Fault(kind="status", status=429))`."""
     requests: list[RecordedRequest]

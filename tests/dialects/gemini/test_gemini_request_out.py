@@ -24,7 +24,7 @@ from turnout.core.request import (
 from turnout.dialects.base import UpstreamTarget
 from turnout.dialects.gemini import DIALECT
 
-TARGET = UpstreamTarget("https://generativelanguage.googleapis.com/v1beta/",
+TARGET = UpstreamTarget("https://generativelanguage.googleapis.com/v1beta",
                         "gemini-2.5-flash", api_key="key-1", headers={"x-extra": "1"})
 WEATHER = ToolDefinition("weather", "Weather now", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],

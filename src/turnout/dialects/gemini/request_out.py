@@ -39,7 +39,7 @@ def build_request(request: ChatRequest, target: UpstreamTarget) -> HttpRequest:
     model = target.model
     path = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
     method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
-    url = f"{target.base_url.rstrip('/')}/{quote(path, safe='/-._~')}:{method}"
+    url = f"{target.base_url}/{quote(path, safe='/-._~')}:{method}"
     headers = {"content-type": "application/json"}
     if target.api_key:
         headers["x-goog-api-key"] = target.api_key

@@ -34,7 +34,7 @@ def build_request(request: ChatRequest, target: UpstreamTarget) -> HttpRequest:
     headers.update(target.headers)
     return HttpRequest(
         method="POST",
-        url=f"{target.base_url.rstrip('/')}/chat/completions",
+        url=f"{target.base_url}/chat/completions",
         headers=headers,
         body=orjson.dumps(build_body(request, target.model)),
     )
