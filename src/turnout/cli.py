@@ -14,38 +14,81 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(_config_path(parser, args))
+    if args.command == "sim":
+        return _sim(args.host, args.port)
+    return _serve(_config_path(parser, args), args.host, args.port, args.log_format)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: `turnout serve | check | sim`, every option with its help."""
     parser = argparse.ArgumentParser(prog="turnout", description="Turnout LLM gateway")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the gateway")
-    serve.add_argument("--config", "-c", default=os.environ.get("TURNOUT_CONFIG"),
-                       help="YAML config (default: $TURNOUT_CONFIG, else environment only)")
+    _config_arguments(serve)
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text",
                        help="json: JSON log lines, with one line per request and failover")
-    check = commands.add_parser("check", help="validate a config file without starting")
-    check.add_argument("config")
+    check = commands.add_parser(
+        "check", help="validate a config file (secrets and model files included) without "
+                      "starting anything, and list its routes")
+    _config_arguments(check)
     sim = commands.add_parser("sim", help="start the OpenAI, Anthropic and Gemini simulators")
-    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--host", default="127.0.0.1",
+                     help="address the simulators listen on (default: 127.0.0.1)")
     sim.add_argument("--port", type=int, default=9100,
-                     help="OpenAI on PORT, Anthropic on PORT+1, Gemini on PORT+2")
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        return _check(args.config)
-    if args.command == "sim":
-        return _sim(args.host, args.port)
-    return _serve(args.config, args.host, args.port, args.log_format)
+                     help="OpenAI on PORT, Anthropic on PORT+1, Gemini on PORT+2 "
+                          "(default: 9100)")
+    return parser
 
 
-def _check(path: str) -> int:
+def _config_arguments(command: argparse.ArgumentParser) -> None:
+    # Both spellings: the docs write `turnout serve turnout.yaml`, older scripts `--config`.
+    command.add_argument("config", nargs="?", metavar="CONFIG",
+                         help="YAML config file (default: $TURNOUT_CONFIG, else the "
+                              "environment only: provider keys and the local model)")
+    command.add_argument("--config", "-c", dest="config_option", metavar="CONFIG",
+                         help="the same as the positional CONFIG")
+
+
+def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The config file from the command line (either spelling, not two different files),
+    else $TURNOUT_CONFIG, else None (environment only)."""
+    positional, option = args.config, args.config_option
+    if positional and option and not _same_file(positional, option):
+        parser.error(f"{args.command}: two config files given, {positional!r} and "
+                     f"--config {option!r}; give one")
+    return positional or option or os.environ.get("TURNOUT_CONFIG") or None
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("turnout")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _check(path: str | None) -> int:
     from turnout.config import ConfigError, compile_config, load_config
 
+    name = path if path is not None else "(no config file)"
     try:
         runtime = compile_config(load_config(path, os.environ), os.environ)
     except ConfigError as error:
-        print(f"{path}: invalid\n{error}", file=sys.stderr)
+        print(f"{name}: invalid\n{error}", file=sys.stderr)
         return 1
-    print(f"{path}: ok ({len(runtime.routes)} routes, {len(runtime.deployments)} deployments)")
+    print(f"{name}: ok ({len(runtime.routes)} routes, {len(runtime.deployments)} deployments)")
     return 0
 
 

@@ -4,12 +4,14 @@ None of these start a server: every `serve` here exits before binding."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from turnout.cli import is_loopback, main
+from turnout.cli import build_parser, is_loopback, main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turnout.yaml"
 
@@ -60,6 +62,68 @@ def test_serve_rejects_an_invalid_config(tmp_path: Path,
     assert main(["serve", "--config", str(path), "--host", "127.0.0.1"]) == 2
     err = capsys.readouterr().err
     assert "invalid configuration" in err and "prot" in err
+
+
+def test_serve_takes_the_config_positionally(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`turnout serve turnout.yaml`, as the docs write it: the file is read (its public host
+    is refused, which also keeps the test from binding)."""
+    path = tmp_path / "public.yaml"
+    path.write_text("server: {host: 0.0.0.0}\n" + MINIMAL)
+    assert main(["serve", str(path)]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_serve_accepts_the_same_file_in_both_spellings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "public.yaml"
+    path.write_text("server: {host: 0.0.0.0}\n" + MINIMAL)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "public.yaml", "--config", str(path)]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_serve_rejects_two_different_config_files(
+        minimal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(MINIMAL)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(minimal), "--config", str(other)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "two config files given" in err
+    assert str(minimal) in err and str(other) in err
+
+
+def test_positional_config_wins_over_the_environment_variable(
+        tmp_path: Path, minimal: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    public = tmp_path / "public.yaml"
+    public.write_text("server: {host: 0.0.0.0}\n" + MINIMAL)
+    monkeypatch.setenv("TURNOUT_CONFIG", str(minimal))
+    assert main(["serve", str(public)]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+    monkeypatch.setenv("TURNOUT_CONFIG", str(public))
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.startswith(f"{public}: ok (1 routes, 1 deployments)")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"turnout {version('turnout')}\n"
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {"serve", "check", "sim"}
+    for name, command in commands.choices.items():
+        helpless = [a.dest for a in command._actions if not a.help]
+        assert helpless == [], name
+    assert all(action.help for action in commands._choices_actions)
 
 
 @pytest.mark.parametrize(("host", "loopback"), [
