@@ -89,6 +89,7 @@ def _check(path: str | None) -> int:
         print(f"{name}: invalid\n{error}", file=sys.stderr)
         return 1
     print(f"{name}: ok ({len(runtime.routes)} routes, {len(runtime.deployments)} deployments)")
+    print(runtime.describe_routes(path))
     return 0
 
 
@@ -137,6 +138,7 @@ def _serve(config: str | None, host: str | None, port: int | None,
     # 4-5 ms), which keeps them out of tail latencies.
     gc.collect()
     gc.freeze()
+    print(f"turnout: {runtime.describe_routes(config)}", file=sys.stderr)
     print(f"turnout: serving {len(runtime.routes)} models on http://{bind}:{bind_port} "
           f"(OpenAI: /v1/chat/completions, Anthropic: /v1/messages)", file=sys.stderr)
     # handler_cancellation: a client that disconnects cancels its upstream call.

@@ -261,3 +261,32 @@ def test_check_config_reports_validation_errors(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("providers:\n  box: {kind: vllm}\n")
     assert check_config(good, {}) == []
+
+
+def test_routes_remember_whether_the_built_in_local_model_added_them() -> None:
+    runtime = compile_text("""
+providers:
+  up: {kind: vllm}
+routes:
+  fast: {targets: [{provider: up, model: m}]}
+  default: {targets: [{provider: up, model: m}]}
+""")
+    assert list(runtime.routes) == ["fast", "default", "local", "smollm2"]
+    assert runtime.builtin_routes == ("local", "smollm2")  # `default` is the user's own
+    assert runtime.describe_routes("gw.yaml") == (
+        "routes: fast, default (gw.yaml); local, smollm2 "
+        "(built-in local model; `local: false` to drop them)")
+    off = compile_text("local: false\nproviders: {up: {kind: vllm}}\n"
+                       "routes: {fast: {targets: [{provider: up, model: m}]}}\n")
+    assert off.builtin_routes == ()
+    assert off.describe_routes("gw.yaml") == "routes: fast (gw.yaml)"
+
+
+def test_autodetected_routes_are_the_environments_not_built_in() -> None:
+    env = {"ANTHROPIC_API_KEY": "sk-a"}
+    runtime = compile_config(load_config(None, env), env)
+    assert runtime.builtin_routes == ("local", "default", "smollm2")
+    summary = runtime.describe_routes(None)
+    assert summary.startswith("routes: claude-")
+    assert summary.endswith(" (provider keys in the environment); "
+                            "local, default, smollm2 (built-in local model)")

@@ -151,7 +151,31 @@ def test_check_accepts_the_example(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_check_accepts_a_minimal_file(minimal: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(minimal)]) == 0
-    assert f"{minimal}: ok (1 routes, 1 deployments)" in capsys.readouterr().out
+    assert capsys.readouterr().out == (f"{minimal}: ok (1 routes, 1 deployments)\n"
+                                       f"routes: fast ({minimal})\n")
+
+
+def test_check_says_which_routes_the_local_model_added(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With a config file, the built-in local model's routes are named as such, with how to
+    drop them; a route of the user's own named `default` stays theirs."""
+    path = tmp_path / "turnout.yaml"
+    path.write_text(MINIMAL.replace("local: false\n", "") + "  default: "
+                    "{targets: [{provider: upstream, model: other}]}\n")
+    assert main(["check", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"routes: fast, default ({path}); local, smollm2 "
+        "(built-in local model; `local: false` to drop them)")
+
+
+def test_check_without_a_file_describes_the_environment_configuration(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                 "OPENROUTER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out == ("(no config file): ok (3 routes, 1 deployments)\n"
+                                       "routes: local, default, smollm2 (built-in local model)\n")
 
 
 def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

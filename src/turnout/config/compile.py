@@ -93,7 +93,8 @@ def compile_config(
         server=server, routes=MappingProxyType(routes),
         deployments=MappingProxyType(deployments),
         local_servers=MappingProxyType(local_servers),
-        policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}))
+        policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}),
+        builtin_routes=config.builtin_routes)
 
 
 def _deployment(

@@ -47,6 +47,24 @@ class RuntimeConfig:
     policies: Mapping[str, RoutePolicy] = field(
         default_factory=lambda: MappingProxyType({}))
     """Route alias -> merged policy (the same object as `routes[alias].policy`)."""
+    builtin_routes: tuple[str, ...] = ()
+    """Aliases the built-in local model added, not the config file (`local: false` there
+    drops them); see `describe_routes`."""
+
+    def describe_routes(self, source: str | None) -> str:
+        """One line saying which routes came from where, for startup and `turnout check`:
+        `routes: fast, smart (turnout.yaml); local, default, smollm2 (built-in local model;
+        `local: false` to drop them)`. `source` is the config file, None for none."""
+        own = [alias for alias in self.routes if alias not in self.builtin_routes]
+        builtin = [alias for alias in self.routes if alias in self.builtin_routes]
+        groups: list[str] = []
+        if own:
+            origin = source if source is not None else "provider keys in the environment"
+            groups.append(f"{', '.join(own)} ({origin})")
+        if builtin:
+            hint = "; `local: false` to drop them" if source is not None else ""
+            groups.append(f"{', '.join(builtin)} (built-in local model{hint})")
+        return "routes: " + ("; ".join(groups) or "none")
 
     def local_server_for(self, deployment: Deployment) -> LocalModelServer | None:
         """The local server behind `deployment`, if it is a local one."""

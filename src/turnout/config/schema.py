@@ -14,6 +14,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -210,20 +212,37 @@ class GatewayConfig(BaseModel):
     local: LocalProvider | None = Field(default_factory=LocalProvider)
     """The built-in local model: `true` (default), `false`, or its settings."""
 
-    @model_validator(mode="before")
+    _builtin_routes: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def builtin_routes(self) -> tuple[str, ...]:
+        """Aliases the built-in local model added (`local`, `default`, `smollm2`), in
+        `routes` order; every other route was written by the user (or autodetected)."""
+        return self._builtin_routes
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _expand(cls, data: Any, info: ValidationInfo) -> Any:
+    def _expand(cls, data: Any, handler: ModelWrapValidatorHandler[GatewayConfig],
+                info: ValidationInfo) -> GatewayConfig:
+        if isinstance(data, GatewayConfig):
+            return handler(data)
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         # An empty YAML section (`routes:`) parses as None: treat it as absent.
         data = {k: v for k, v in data.items() if v is not None or k == "local"}
         providers = data.get("providers")
         if isinstance(providers, dict):
             data["providers"] = {name: _with_kind(name, value)
                                  for name, value in providers.items()}
-        return _add_builtin_local(data, info.context)
+        written = data.get("routes")
+        written = set(written) if isinstance(written, dict) else set()
+        data = _add_builtin_local(data, info.context)
+        config = handler(data)
+        # Recorded here, where it is still known, so startup can say where routes came from.
+        config._builtin_routes = tuple(a for a in config.routes if a not in written)
+        return config
 
     @model_validator(mode="after")
     def _cross_check(self) -> GatewayConfig:
