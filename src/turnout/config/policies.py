@@ -84,10 +84,13 @@ class TimeoutPolicy(BaseModel):
 
     connect_s: float | None = Field(5, gt=0)
     ttft_s: float | None = Field(30, gt=0)
-    """Time to the first token (first stream event, or the whole non-stream body)."""
+    """Streams: time from sending to the first streamed content. Non-stream calls are
+    bounded by `per_attempt_s` alone (their headers come with the finished answer)."""
     idle_s: float | None = Field(30, gt=0)
     """Longest silence between two stream chunks."""
     per_attempt_s: float | None = Field(120, gt=0)
+    """One attempt: the whole of a non-stream call, and the wait for a stream's first
+    content (which `ttft_s` bounds as well)."""
     total_s: float | None = Field(300, gt=0)
     """The whole request, every retry and fallback included."""
 

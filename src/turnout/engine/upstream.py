@@ -25,12 +25,14 @@ class AttemptTimeouts:
 
     connect_s: float | None = 5.0
     ttft_s: float | None = 30.0
-    """Time from sending to the first streamed chunk (streams) or to headers."""
+    """Streams only: time from sending to the response headers and on to the first chunk.
+    Not applied to non-stream calls: providers send their headers only once the whole
+    answer is ready, so it would cap every long answer at the time to first token."""
     idle_s: float | None = 30.0
     """Longest silence between two chunks of a stream."""
     total_s: float | None = 120.0
-    """The whole attempt, non-stream; the wait for the first chunk of a stream is also
-    bounded by it."""
+    """The whole attempt of a non-stream call (headers and body); the wait for the first
+    chunk of a stream is also bounded by it."""
 
 
 class UpstreamCaller:
