@@ -1,11 +1,15 @@
-"""`GET /v1/models` through both SDKs, and the `/healthz` and `/readyz` probes."""
+"""`GET /v1/models` and `GET /v1/models/{id}` through both SDKs, and the `/healthz` and
+`/readyz` probes."""
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
+import anthropic
 import openai
+import pytest
 from _gw_harness import Gateway, MakeGateway, base_config, compile_data, serve
 
 from turnout.sim.server import RunningSimulator
@@ -85,3 +89,60 @@ async def test_models_follow_the_callers_dialect(make_gateway: MakeGateway) -> N
                            headers={"anthropic-version": "2023-06-01"}) as response:
         body = await response.json()
     assert "object" not in body and body["has_more"] is False
+
+
+async def test_openai_sdk_retrieves_an_alias(gateway: Gateway) -> None:
+    model = await gateway.openai.models.retrieve("gm")
+    assert (model.id, model.object, model.owned_by) == ("gm", "model", "turnout")
+    assert isinstance(model.created, int)
+
+
+async def test_anthropic_sdk_retrieves_an_alias(gateway: Gateway) -> None:
+    model = await gateway.anthropic.models.retrieve("an")
+    assert (model.id, model.type, model.display_name) == ("an", "model", "an")
+    assert model.created_at == datetime(1970, 1, 1, tzinfo=UTC)
+    assert model.lifecycle == "active"
+
+
+async def test_an_unknown_model_is_404_in_the_callers_dialect(gateway: Gateway) -> None:
+    with pytest.raises(openai.NotFoundError) as oa:
+        await gateway.openai.models.retrieve("no-such-alias")
+    assert oa.value.code == "model_not_found" and oa.value.param == "model"
+    assert "'no-such-alias' does not exist" in oa.value.message
+    with pytest.raises(anthropic.NotFoundError) as an:
+        await gateway.anthropic.models.retrieve("no-such-alias")
+    assert an.value.body["type"] == "error"
+    assert an.value.body["error"]["type"] == "not_found_error"
+
+
+async def test_aliases_with_slashes_are_retrieved(sims: dict[str, RunningSimulator]) -> None:
+    """OpenRouter-style aliases (`vendor/model`): the SDK sends the slash as %2F."""
+    data = base_config(sims)
+    data["routes"]["team/fast"] = data["routes"]["oa"]
+    async with AsyncExitStack() as stack:
+        gw = await serve(compile_data(data), stack)
+        assert (await gw.openai.models.retrieve("team/fast")).id == "team/fast"
+        assert (await gw.anthropic.models.retrieve("team/fast")).id == "team/fast"
+        async with gw.http.get(gw.url + "/v1/models/team/fast") as response:
+            assert response.status == 200
+            assert (await response.json())["id"] == "team/fast"
+
+
+async def test_retrieving_a_model_needs_the_gateway_key(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(server={"gateway_keys": [{"env": "GW_KEY"}]},
+                            env={"GW_KEY": "client-key"})
+    assert (await gw.openai.models.retrieve("oa")).id == "oa"
+    assert (await gw.anthropic.models.retrieve("oa")).id == "oa"
+    wrong_openai = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="nope", max_retries=0)
+    wrong_anthropic = anthropic.AsyncAnthropic(base_url=gw.url, api_key="nope", max_retries=0)
+    try:
+        # 401 before the lookup: a caller without a key cannot probe which aliases exist.
+        for alias in ("oa", "no-such-alias"):
+            with pytest.raises(openai.AuthenticationError):
+                await wrong_openai.models.retrieve(alias)
+            with pytest.raises(anthropic.AuthenticationError) as denied:
+                await wrong_anthropic.models.retrieve(alias)
+            assert denied.value.body["error"]["type"] == "authentication_error"
+    finally:
+        await wrong_openai.close()
+        await wrong_anthropic.close()

@@ -8,14 +8,14 @@ import orjson
 from aiohttp import web
 
 from turnout.config.runtime import RuntimeConfig
-from turnout.core.errors import TurnoutError
+from turnout.core.errors import ModelNotFound, TurnoutError
 from turnout.dialects.registry import get_dialect
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
 from turnout.gateway.auth import presented_key
 from turnout.gateway.fallback import add_json_fallbacks
-from turnout.gateway.handlers import ChatHandler, models_payload
+from turnout.gateway.handlers import ChatHandler, model_payload, models_payload
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
 
@@ -54,6 +54,22 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         body = models_payload(engine.aliases(), is_anthropic)
         return web.Response(body=body, content_type="application/json")
 
+    async def retrieve_model(request: web.Request) -> web.Response:
+        # The listing's dialect and auth rules; an alias no route serves is a 404.
+        handler = anthropic if "anthropic-version" in request.headers else openai
+        ctx = CallContext(credential=presented_key(request.headers), caller="http")
+        try:
+            await engine.authenticate(ctx)
+        except TurnoutError as error:
+            return handler.error_response(error)
+        alias = request.match_info["model_id"]
+        if alias not in engine.aliases():
+            return handler.error_response(ModelNotFound(
+                f"The model '{alias}' does not exist or you do not have access to it.",
+                param="model"))
+        body = model_payload(alias, handler is anthropic)
+        return web.Response(body=body, content_type="application/json")
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
@@ -74,6 +90,8 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_post("/chat/completions", openai.handle)
     app.router.add_post("/v1/messages", anthropic.handle)
     app.router.add_get("/v1/models", list_models)
+    # `.+`: aliases may hold slashes (`openai/gpt-4o`), sent raw or as %2F.
+    app.router.add_get("/v1/models/{model_id:.+}", retrieve_model)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))

@@ -152,10 +152,25 @@ def models_payload(aliases: list[str], anthropic: bool) -> bytes:
     """`GET /v1/models` in the caller's dialect (Anthropic SDKs send `anthropic-version`)."""
     now = int(time.time())
     if anthropic:
-        data = [{"type": "model", "id": a, "display_name": a,
-                 "created_at": "1970-01-01T00:00:00Z"} for a in aliases]
-        return orjson.dumps({"data": data, "has_more": False,
+        return orjson.dumps({"data": [_anthropic_model(a) for a in aliases], "has_more": False,
                              "first_id": aliases[0] if aliases else None,
                              "last_id": aliases[-1] if aliases else None})
-    return orjson.dumps({"object": "list", "data": [
-        {"id": a, "object": "model", "created": now, "owned_by": "turnout"} for a in aliases]})
+    return orjson.dumps({"object": "list", "data": [_openai_model(a, now) for a in aliases]})
+
+
+def model_payload(alias: str, anthropic: bool) -> bytes:
+    """`GET /v1/models/{alias}`: one entry of the listing, in the caller's dialect (the
+    OpenAI SDK's `Model`, the Anthropic SDK's `ModelInfo`)."""
+    if anthropic:
+        return orjson.dumps(_anthropic_model(alias))
+    return orjson.dumps(_openai_model(alias, int(time.time())))
+
+
+def _openai_model(alias: str, created: int) -> dict[str, object]:
+    return {"id": alias, "object": "model", "created": created, "owned_by": "turnout"}
+
+
+def _anthropic_model(alias: str) -> dict[str, object]:
+    # An alias has no release date: the epoch, as Anthropic documents for unknown ones.
+    return {"type": "model", "id": alias, "display_name": alias,
+            "created_at": "1970-01-01T00:00:00Z", "lifecycle": "active"}
