@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from turnout.engine.context import CallContext
 from turnout.sim.faults import Fault
 from turnout.sim.server import RunningSimulator
 
-from .conftest import EngineFactory, answer_of, ask, call
+from .conftest import EngineFactory, answer_of, ask, call, record_sleep
 
 FAST = {"timeouts": {"connect_s": 1, "ttft_s": 0.5, "idle_s": 0.5, "per_attempt_s": 2,
                      "total_s": 10}}
@@ -28,19 +27,6 @@ STREAM = [pytest.param(False, id="non-stream"), pytest.param(True, id="stream")]
 
 def upstream_calls(sim: RunningSimulator) -> int:
     return sum(1 for r in sim.requests if not r.path.startswith("/_sim"))
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    """The backoff waits the engine asked for (recorded, never slept)."""
-    return []
-
-
-def record_sleep(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    return fake_sleep
 
 
 FAILOVER_FAULTS: list[Any] = [
