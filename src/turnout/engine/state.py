@@ -26,11 +26,15 @@ _DEFAULT_COOLDOWN_S = 1.0
 
 
 def breaker_settings(policy: BreakerPolicy) -> BreakerSettings:
+    """The breaker's own settings for a policy. A switched-off rule and a fixed cooldown
+    are compiled away here, so the breaker itself has no extra branch for them."""
+    fixed = policy.ejection_growth == "fixed"
     return BreakerSettings(
-        consecutive_failures=policy.consecutive_failures,
+        consecutive_failures=policy.consecutive_failures or 0,
         failure_rate_threshold=policy.failure_rate_threshold, min_calls=policy.min_calls,
         window_s=policy.window_s, base_ejection_s=policy.base_ejection_s,
-        max_ejection_s=policy.max_ejection_s, half_open_max_probes=policy.half_open_max_probes,
+        max_ejection_s=policy.base_ejection_s if fixed else policy.max_ejection_s,
+        half_open_max_probes=policy.half_open_max_probes,
     )
 
 
