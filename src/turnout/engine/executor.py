@@ -157,7 +157,8 @@ class _Run(Generic[T]):
         clock = self.state.clock
         started = clock.monotonic()
         self.total += 1
-        self.state.on_start(candidate.deployment, retry=kind == "retry")
+        self.state.on_start(candidate.deployment, retry=kind == "retry",
+                            policy=candidate.route.policy.retry)
         try:
             value = await self.attempt(candidate, timeouts)
         except UnsupportedFeature:

@@ -124,10 +124,13 @@ class ResilienceState:
         return self.breakers.breaker(deployment.id).is_available()
 
     # -- outcomes ------------------------------------------------------------------------
-    def on_start(self, deployment: Deployment, *, retry: bool) -> None:
+    def on_start(self, deployment: Deployment, *, retry: bool,
+                 policy: RetryPolicy | None = None) -> None:
+        """An attempt begins (`retry`: on the target that just failed). `policy` is the
+        retry policy of its route: the first one to reach a deployment sizes its budget."""
         self._health(deployment).start()
         if not retry:
-            self._retry_budget(deployment).record_request()
+            self._retry_budget(deployment, policy).record_request()
 
     def on_success(self, deployment: Deployment, headers: Mapping[str, str],
                    latency_s: float) -> None:
