@@ -193,3 +193,19 @@ async def test_a_routes_own_retry_budget_applies(
         await call(engine, False)
     assert [a.kind for a in caught.value.attempts] == ["first"]
     assert sleeps == []
+
+
+async def test_no_wait_for_a_retry_that_max_attempts_total_forbids(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """The last target standing would be retried, but the request has used its attempts:
+    it fails at once instead of sleeping (and spending the retry budget) first."""
+    sleeps: list[float] = []
+    engine = await make_engine(["a", "b"], {**FAST, "retry": {"max_attempts_total": 2}},
+                               sleep=record_sleep(sleeps))
+    for name in ("a", "b"):
+        sims[name].faults.add(Fault(kind="status", status=500, times=-1))
+    with pytest.raises(AllAttemptsFailed) as caught:
+        await call(engine, False)
+    assert [a.kind for a in caught.value.attempts] == ["first", "fallback"]
+    assert sleeps == []

@@ -250,8 +250,10 @@ class _Run(Generic[T]):
         delay = retry_delay(tries - 1, error.retry_after, settings, self.state.rng)
         decision = decide(
             retryable=True, attempts_made=tries,
-            max_attempts=retry.max_attempts_per_target, delay=delay,
-            remaining_deadline=remaining, has_next_target=False,
+            # No wait (nor budget) for a retry that max_attempts_total would forbid.
+            max_attempts=min(retry.max_attempts_per_target,
+                             tries + self.policy.retry.max_attempts_total - self.total),
+            delay=delay, remaining_deadline=remaining, has_next_target=False,
             budget_allows=lambda: self.state.try_retry(candidate.deployment, retry),
             max_retry_after_s=retry.max_retry_after_s,
         )
