@@ -51,6 +51,11 @@ DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = (
 
 BalanceStrategy = Literal["weighted", "least_in_flight", "latency", "headroom"]
 
+RetryOrder = Literal["failover_first", "retry_first"]
+"""After a retryable failure: move to the next target at once and retry only the last
+target standing (`failover_first`), or retry the same target first, within its limits,
+and fail over only when a retry is not allowed or not worth the wait (`retry_first`)."""
+
 EjectionGrowth = Literal["doubling", "fixed"]
 """How long repeated ejections last: doubling each time up to `max_ejection_s`, or always
 `base_ejection_s` (a fixed cooldown)."""
@@ -79,6 +84,11 @@ class RetryPolicy(BaseModel):
     min_retries_per_window: int = Field(3, ge=0)
     """Retries always allowed per window, so a quiet route can still retry."""
     window_s: float = Field(10, gt=0)
+    order: RetryOrder = "failover_first"
+    """`failover_first`: another target takes the request at once, and only the last
+    target standing is retried. `retry_first`: the failed target is retried first (within
+    `max_attempts_per_target`, the retry budget, the deadline and `max_retry_after_s`),
+    and the request fails over when it may not be."""
 
 
 class TimeoutPolicy(BaseModel):

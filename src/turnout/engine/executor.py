@@ -141,13 +141,13 @@ class _Run(Generic[T]):
                 return None
             except TurnoutError as error:
                 action = self._after_failure(error, candidate, tries, remaining, index)
+                if action.action is Action.GIVE_UP:
+                    raise self._exhausted() from None
                 if action.action is Action.RETRY_AFTER_WAIT:
                     await self.state.sleep(action.delay)
                     if self.state.allow(candidate.deployment):
                         continue
-                    raise self._exhausted() from None  # its breaker opened meanwhile
-                if action.action is Action.GIVE_UP:
-                    raise self._exhausted() from None
+                    # Its breaker opened meanwhile: on to the next target, if any.
                 self._notify_failover(error, index)
                 return None
 
@@ -235,25 +235,30 @@ class _Run(Generic[T]):
         if error.origin != "upstream" or reason is None or reason not in policy.fallback_on:
             raise error  # nobody else can fix it: the caller gets it as it is
         has_next = any(self._could_try(i) for i in range(index + 1, len(self.plan)))
-        if has_next:
+        retry = policy.retry
+        if has_next and retry.order == "failover_first":
             # Another target can take the request now: that is always sooner than a backoff
             # or a Retry-After wait here, and spares a struggling deployment. Same-target
             # retries are for the last target standing.
             return _Decision(Action.FAIL_OVER)
         if isinstance(error, ContextWindowExceeded) or not error.retryable:
-            return _Decision(Action.GIVE_UP)  # e.g. a provider-key 401: a retry won't help
+            # e.g. a provider-key 401: a retry won't help
+            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
         if not self.state.available(candidate.deployment):
-            return _Decision(Action.GIVE_UP)  # its breaker just opened: fail fast, no wait
-        retry = policy.retry
+            # Its breaker just opened: no retry, and no wait for one.
+            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
         settings = BackoffSettings(base_s=retry.base_delay_s, cap_s=retry.max_delay_s,
                                    max_retry_after_s=retry.max_retry_after_s)
         delay = retry_delay(tries - 1, error.retry_after, settings, self.state.rng)
+        # Under `retry_first` with another target left, `decide` fails over whenever the
+        # retry is not allowed: attempts, budget, deadline or a wait over max_retry_after_s.
         decision = decide(
             retryable=True, attempts_made=tries,
             # No wait (nor budget) for a retry that max_attempts_total would forbid.
             max_attempts=min(retry.max_attempts_per_target,
                              tries + self.policy.retry.max_attempts_total - self.total),
-            delay=delay, remaining_deadline=remaining, has_next_target=False,
+            delay=delay,
+            remaining_deadline=remaining, has_next_target=has_next,
             budget_allows=lambda: self.state.try_retry(candidate.deployment, retry),
             max_retry_after_s=retry.max_retry_after_s,
         )
