@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from turnout.config.policies import RoutePolicy, fallback_reason
 from turnout.core.errors import (
@@ -116,40 +116,52 @@ class _Run(Generic[T]):
         return self.state.allow(candidate.deployment)
 
     async def _target(self, index: int) -> Success[T] | None:
-        """Attempts on one target (retries included); None means: fail over."""
+        """Attempts on one target (retries included); None means: fail over.
+
+        `_eligible` has just let a call through the target's breaker (a probe slot, when
+        half open). Until an attempt starts and takes it over, that go-ahead is `held`
+        here, and handed back whatever ends this function (a deadline, a budget, a
+        cancellation), so a probe slot never stays taken by a call that never happened."""
         candidate = self.plan[index]
         tries = 0
-        while True:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                raise self._exhausted(timed_out=True)
-            if self.total >= self.policy.retry.max_attempts_total:
-                raise self._exhausted()
-            kind: AttemptKind = "first" if self.total == 0 else (
-                "retry" if tries else "fallback")
-            tries += 1
-            timeouts = _timeouts(self.policy, remaining)
-            try:
-                hedge = self._hedge_target(index, kind)
-                if hedge is None:
-                    value = await self._one(candidate, kind, timeouts)
-                    return Success(candidate, value, index)
-                return await self._hedged(index, hedge, kind, timeouts)
-            except UnsupportedFeature as error:
-                # This target cannot express the request; another may. Not a health issue.
-                self.unsupported = self.unsupported or error
-                return None
-            except TurnoutError as error:
-                action = self._after_failure(error, candidate, tries, remaining, index)
-                if action.action is Action.GIVE_UP:
-                    raise self._exhausted() from None
-                if action.action is Action.RETRY_AFTER_WAIT:
-                    await self.state.sleep(action.delay)
-                    if self.state.allow(candidate.deployment):
-                        continue
-                    # Its breaker opened meanwhile: on to the next target, if any.
-                self._notify_failover(error, index)
-                return None
+        held = True
+        try:
+            while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    raise self._exhausted(timed_out=True)
+                if self.total >= self.policy.retry.max_attempts_total:
+                    raise self._exhausted()
+                kind: AttemptKind = "first" if self.total == 0 else (
+                    "retry" if tries else "fallback")
+                tries += 1
+                timeouts = _timeouts(self.policy, remaining)
+                held = False  # the attempt owns it from here
+                try:
+                    hedge = self._hedge_target(index, kind)
+                    if hedge is None:
+                        value = await self._one(candidate, kind, timeouts)
+                        return Success(candidate, value, index)
+                    return await self._hedged(index, hedge, kind, timeouts)
+                except UnsupportedFeature as error:
+                    # This target cannot express the request; another may. Not a health issue.
+                    self.unsupported = self.unsupported or error
+                    return None
+                except TurnoutError as error:
+                    action = self._after_failure(error, candidate, tries, remaining, index)
+                    if action.action is Action.GIVE_UP:
+                        raise self._exhausted() from None
+                    if action.action is Action.RETRY_AFTER_WAIT:
+                        await self.state.sleep(action.delay)
+                        held = self.state.allow(candidate.deployment)
+                        if held:
+                            continue
+                        # Its breaker opened meanwhile: on to the next target, if any.
+                    self._notify_failover(error, index)
+                    return None
+        finally:
+            if held:
+                self.state.release(candidate.deployment)
 
     async def _one(self, candidate: Candidate, kind: AttemptKind,
                    timeouts: AttemptTimeouts) -> T:
@@ -170,13 +182,23 @@ class _Run(Generic[T]):
             self.state.on_failure(candidate.deployment, error, latency)
             self._log(candidate, Attempt(candidate.deployment.id, "error", error, latency, kind))
             raise
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            # Cancelled (a hedge won, the client left) or a bug of ours (any exception type):
+            # says nothing about the upstream's health, but the call is over either way, so
+            # it must leave the in-flight count and hand back its probe slot.
             self.state.on_cancel(candidate.deployment)
-            self._log(candidate, Attempt(candidate.deployment.id, "cancelled", None,
+            outcome: Literal["cancelled", "error"] = (
+                "cancelled" if isinstance(exc, asyncio.CancelledError) else "error")
+            self._log(candidate, Attempt(candidate.deployment.id, outcome, None,
                                          clock.monotonic() - started, kind))
             raise
-        self._log(candidate, Attempt(candidate.deployment.id, "ok", None,
-                                     clock.monotonic() - started, kind))
+        try:
+            self._log(candidate, Attempt(candidate.deployment.id, "ok", None,
+                                         clock.monotonic() - started, kind))
+        except BaseException:
+            if self.dispose is not None:  # an open stream: nobody else could close it now
+                self.dispose(value)
+            raise
         return value
 
     def _log(self, candidate: Candidate, attempt: Attempt) -> None:
@@ -207,19 +229,32 @@ class _Run(Generic[T]):
             value = await self._one(primary, kind, timeouts)
             return Success(primary, value, index)
 
+        # Go-aheads of the breakers (probe slots) not yet taken over by a running attempt:
+        # a task cancelled before its first step never runs `_one`, so they are handed back
+        # here instead.
+        unused = [primary.deployment]
+
         def admit_hedge() -> bool:
             if not self.state.try_hedge(primary.deployment, policy):
                 return False
             if not self.state.allow(backup.deployment):
                 return False
             self.hedged.add(other)
+            unused.append(backup.deployment)
             return True
 
-        winner, value = await race_with_hedge(
-            lambda: self._one(primary, kind, timeouts),
-            lambda: self._one(backup, "hedge", timeouts),
-            delay, admit_hedge, self.state.sleep, self.dispose,
-        )
+        async def run(candidate: Candidate, attempt_kind: AttemptKind) -> T:
+            unused.remove(candidate.deployment)
+            return await self._one(candidate, attempt_kind, timeouts)
+
+        try:
+            winner, value = await race_with_hedge(
+                lambda: run(primary, kind), lambda: run(backup, "hedge"),
+                delay, admit_hedge, self.state.sleep, self.dispose,
+            )
+        finally:
+            for deployment in unused:
+                self.state.release(deployment)
         return Success(primary, value, index) if winner == 0 else Success(backup, value, other)
 
     # -- decisions -----------------------------------------------------------------------

@@ -123,6 +123,10 @@ class ResilienceState:
         """Whether the breaker would let a call through now (reserves nothing)."""
         return self.breakers.breaker(deployment.id).is_available()
 
+    def release(self, deployment: Deployment) -> None:
+        """Hand back a go-ahead from `allow` (or `allow_failover`) that no attempt used."""
+        self.breakers.breaker(deployment.id).release_probe()
+
     # -- outcomes ------------------------------------------------------------------------
     def on_start(self, deployment: Deployment, *, retry: bool,
                  policy: RetryPolicy | None = None) -> None:
