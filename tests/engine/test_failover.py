@@ -111,6 +111,20 @@ async def test_stream_continuation_never_duplicates_text(
                                                          "content": prefix}
 
 
+async def test_stream_continuation_keeps_the_continuations_connection_open(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """The fallback streams its continuation over several network reads: closing the cut
+    stream must not close the continuation's connection, which is still being read."""
+    engine = await make_engine(["a", "b"], {**FAST, "stream_continuation": True})
+    sims["a"].faults.add(Fault(kind="cut_stream", after_chunks=5, times=-1))
+    sims["b"].faults.add(Fault(kind="slow_chunks", seconds=0.01))
+    response, _, ctx = await call(engine, True)
+    assert response.text().endswith(answer_of("b"))
+    assert [a.outcome for a in ctx.attempts] == ["ok", "ok"]
+    assert engine.state.health["b/model-b"].in_flight == 0
+
+
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize(("status", "error"), [
     (400, InvalidRequest), (404, NotFound), (422, Unprocessable)])
