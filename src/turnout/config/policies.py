@@ -127,7 +127,9 @@ class BreakerPolicy(BaseModel):
     """`fixed`: every ejection lasts `base_ejection_s` (`max_ejection_s` is unused)."""
     half_open_max_probes: int = Field(1, ge=1)
     max_ejected_share: float = Field(0.5, ge=0, le=1)
-    """Never eject more than this share of a route's deployments at once."""
+    """Never eject more than this share of the deployments a request could fail over to
+    (its whole plan, fallback routes included) at once. A plan of one deployment has
+    nowhere to fail over to, so the cap does not apply to it."""
 
 
 class BalancePolicy(BaseModel):

@@ -102,6 +102,11 @@ class _Run(Generic[T]):
             result = await self._target(index)
             if result is not None:
                 return result
+        if not self.total and self.unsupported is None:
+            # Nothing was tried because every breaker refused: say so, and when to retry.
+            ejected = self.state.fail_fast(self.plan[start:])
+            if ejected is not None:
+                raise ejected
         raise self._exhausted()
 
     def _eligible(self, index: int) -> bool:
