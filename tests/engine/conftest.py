@@ -77,6 +77,19 @@ async def make_engine(
         await engine.aclose()
 
 
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The backoff waits the engine asked for (recorded, never slept)."""
+    return []
+
+
+def record_sleep(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return fake_sleep
+
+
 def ask(text: str = "ping", model: str = "r", **kwargs: Any) -> ChatRequest:
     return ChatRequest(model=model, messages=[Message("user", [TextPart(text)])], **kwargs)
 

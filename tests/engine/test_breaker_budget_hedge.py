@@ -12,7 +12,7 @@ from turnout.resilience.clock import FakeClock
 from turnout.sim.faults import Fault
 from turnout.sim.server import RunningSimulator
 
-from .conftest import EngineFactory, answer_of, call
+from .conftest import EngineFactory, answer_of, call, record_sleep
 from .test_failover import FAST, STREAM, upstream_calls
 
 BREAKER = {**FAST, "breaker": {"consecutive_failures": 3, "base_ejection_s": 10,
@@ -177,3 +177,35 @@ async def test_total_outage_of_three_targets_costs_about_one_attempt_per_request
             await call(engine, False)
     attempts = sum(upstream_calls(sims[n]) for n in ("a", "b", "c")) - before
     assert attempts <= requests * 1.2 + 3 * 3  # 1 + budget ratio, plus each window floor
+
+
+async def test_a_routes_own_retry_budget_applies(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """A budget of nothing allows no retry, even of the last target standing: the budget
+    is sized by the route's policy, not by the package defaults."""
+    sleeps: list[float] = []
+    engine = await make_engine(
+        ["a"], {**FAST, "retry": {"budget_ratio": 0, "min_retries_per_window": 0}},
+        sleep=record_sleep(sleeps))
+    sims["a"].faults.add(Fault(kind="status", status=503, times=1))
+    with pytest.raises(AllAttemptsFailed) as caught:
+        await call(engine, False)
+    assert [a.kind for a in caught.value.attempts] == ["first"]
+    assert sleeps == []
+
+
+async def test_no_wait_for_a_retry_that_max_attempts_total_forbids(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """The last target standing would be retried, but the request has used its attempts:
+    it fails at once instead of sleeping (and spending the retry budget) first."""
+    sleeps: list[float] = []
+    engine = await make_engine(["a", "b"], {**FAST, "retry": {"max_attempts_total": 2}},
+                               sleep=record_sleep(sleeps))
+    for name in ("a", "b"):
+        sims[name].faults.add(Fault(kind="status", status=500, times=-1))
+    with pytest.raises(AllAttemptsFailed) as caught:
+        await call(engine, False)
+    assert [a.kind for a in caught.value.attempts] == ["first", "fallback"]
+    assert sleeps == []

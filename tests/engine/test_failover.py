@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from turnout.engine.context import CallContext
 from turnout.sim.faults import Fault
 from turnout.sim.server import RunningSimulator
 
-from .conftest import EngineFactory, answer_of, ask, call
+from .conftest import EngineFactory, answer_of, ask, call, record_sleep
 
 FAST = {"timeouts": {"connect_s": 1, "ttft_s": 0.5, "idle_s": 0.5, "per_attempt_s": 2,
                      "total_s": 10}}
@@ -28,19 +27,6 @@ STREAM = [pytest.param(False, id="non-stream"), pytest.param(True, id="stream")]
 
 def upstream_calls(sim: RunningSimulator) -> int:
     return sum(1 for r in sim.requests if not r.path.startswith("/_sim"))
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    """The backoff waits the engine asked for (recorded, never slept)."""
-    return []
-
-
-def record_sleep(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    return fake_sleep
 
 
 FAILOVER_FAULTS: list[Any] = [
@@ -123,6 +109,20 @@ async def test_stream_continuation_never_duplicates_text(
     sent = sims["b"].requests[-1].body
     assert sent is not None and sent["messages"][-1] == {"role": "assistant",
                                                          "content": prefix}
+
+
+async def test_stream_continuation_keeps_the_continuations_connection_open(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
+) -> None:
+    """The fallback streams its continuation over several network reads: closing the cut
+    stream must not close the continuation's connection, which is still being read."""
+    engine = await make_engine(["a", "b"], {**FAST, "stream_continuation": True})
+    sims["a"].faults.add(Fault(kind="cut_stream", after_chunks=5, times=-1))
+    sims["b"].faults.add(Fault(kind="slow_chunks", seconds=0.01))
+    response, _, ctx = await call(engine, True)
+    assert response.text().endswith(answer_of("b"))
+    assert [a.outcome for a in ctx.attempts] == ["ok", "ok"]
+    assert engine.state.health["b/model-b"].in_flight == 0
 
 
 @pytest.mark.parametrize("stream", STREAM)

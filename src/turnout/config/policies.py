@@ -51,6 +51,15 @@ DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = (
 
 BalanceStrategy = Literal["weighted", "least_in_flight", "latency", "headroom"]
 
+RetryOrder = Literal["failover_first", "retry_first"]
+"""After a retryable failure: move to the next target at once and retry only the last
+target standing (`failover_first`), or retry the same target first, within its limits,
+and fail over only when a retry is not allowed or not worth the wait (`retry_first`)."""
+
+EjectionGrowth = Literal["doubling", "fixed"]
+"""How long repeated ejections last: doubling each time up to `max_ejection_s`, or always
+`base_ejection_s` (a fixed cooldown)."""
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -75,6 +84,11 @@ class RetryPolicy(BaseModel):
     min_retries_per_window: int = Field(3, ge=0)
     """Retries always allowed per window, so a quiet route can still retry."""
     window_s: float = Field(10, gt=0)
+    order: RetryOrder = "failover_first"
+    """`failover_first`: another target takes the request at once, and only the last
+    target standing is retried. `retry_first`: the failed target is retried first (within
+    `max_attempts_per_target`, the retry budget, the deadline and `max_retry_after_s`),
+    and the request fails over when it may not be."""
 
 
 class TimeoutPolicy(BaseModel):
@@ -100,17 +114,25 @@ class BreakerPolicy(BaseModel):
 
     model_config = _STRICT
 
-    consecutive_failures: int = Field(5, ge=1)
-    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
+    consecutive_failures: int | None = Field(5, ge=1)
+    """Failures in a row that eject the deployment; `null` switches this rule off."""
+    failure_rate_threshold: float | None = Field(0.5, gt=0, le=1)
+    """Failure share in the window that ejects the deployment; `null` switches this rule
+    off."""
     min_calls: int = Field(20, ge=1)
     """Calls in the window before the failure rate is considered."""
     window_s: float = Field(30, gt=0)
     base_ejection_s: float = Field(5, gt=0)
-    """First ejection time; grows with each consecutive ejection up to `max_ejection_s`."""
+    """First ejection time; with `ejection_growth: doubling` it doubles with each
+    re-ejection up to `max_ejection_s`."""
     max_ejection_s: float = Field(300, gt=0)
+    ejection_growth: EjectionGrowth = "doubling"
+    """`fixed`: every ejection lasts `base_ejection_s` (`max_ejection_s` is unused)."""
     half_open_max_probes: int = Field(1, ge=1)
     max_ejected_share: float = Field(0.5, ge=0, le=1)
-    """Never eject more than this share of a route's deployments at once."""
+    """Never eject more than this share of the deployments a request could fail over to
+    (its whole plan, fallback routes included) at once. A plan of one deployment has
+    nowhere to fail over to, so the cap does not apply to it."""
 
 
 class BalancePolicy(BaseModel):
@@ -222,7 +244,7 @@ def policy_problems(policy: RoutePolicy) -> list[tuple[str, str]]:
     if t.ttft_s is not None and t.per_attempt_s is not None and t.ttft_s > t.per_attempt_s:
         problems.append(("timeouts.ttft_s",
                          f"{t.ttft_s:g} exceeds per_attempt_s ({t.per_attempt_s:g})"))
-    if b.base_ejection_s > b.max_ejection_s:
+    if b.ejection_growth == "doubling" and b.base_ejection_s > b.max_ejection_s:
         problems.append(("breaker.base_ejection_s",
                          f"{b.base_ejection_s:g} exceeds max_ejection_s ({b.max_ejection_s:g})"))
     return problems

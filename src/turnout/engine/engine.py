@@ -192,9 +192,13 @@ class Engine:
                     candidate = await pipeline.before_attempt(call, candidate)
                 await self._ensure_local(candidate)
                 upstream = await self._caller.open_stream(candidate.deployment, req, timeouts)
-                peeked = await peek(upstream, clock.monotonic)
-                self.state.on_first_token(candidate.deployment, peeked.ttft_s,
-                                          upstream.headers)
+                try:
+                    peeked = await peek(upstream, clock.monotonic)
+                    self.state.on_first_token(candidate.deployment, peeked.ttft_s,
+                                              upstream.headers)
+                except BaseException:
+                    upstream.close()  # whatever failed, never leave the connection open
+                    raise
                 return peeked
             return attempt
 

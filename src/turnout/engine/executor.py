@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from turnout.config.policies import RoutePolicy, fallback_reason
 from turnout.core.errors import (
@@ -102,6 +102,11 @@ class _Run(Generic[T]):
             result = await self._target(index)
             if result is not None:
                 return result
+        if not self.total and self.unsupported is None:
+            # Nothing was tried because every breaker refused: say so, and when to retry.
+            ejected = self.state.fail_fast(self.plan[start:])
+            if ejected is not None:
+                raise ejected
         raise self._exhausted()
 
     def _eligible(self, index: int) -> bool:
@@ -116,40 +121,52 @@ class _Run(Generic[T]):
         return self.state.allow(candidate.deployment)
 
     async def _target(self, index: int) -> Success[T] | None:
-        """Attempts on one target (retries included); None means: fail over."""
+        """Attempts on one target (retries included); None means: fail over.
+
+        `_eligible` has just let a call through the target's breaker (a probe slot, when
+        half open). Until an attempt starts and takes it over, that go-ahead is `held`
+        here, and handed back whatever ends this function (a deadline, a budget, a
+        cancellation), so a probe slot never stays taken by a call that never happened."""
         candidate = self.plan[index]
         tries = 0
-        while True:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                raise self._exhausted(timed_out=True)
-            if self.total >= self.policy.retry.max_attempts_total:
-                raise self._exhausted()
-            kind: AttemptKind = "first" if self.total == 0 else (
-                "retry" if tries else "fallback")
-            tries += 1
-            timeouts = _timeouts(self.policy, remaining)
-            try:
-                hedge = self._hedge_target(index, kind)
-                if hedge is None:
-                    value = await self._one(candidate, kind, timeouts)
-                    return Success(candidate, value, index)
-                return await self._hedged(index, hedge, kind, timeouts)
-            except UnsupportedFeature as error:
-                # This target cannot express the request; another may. Not a health issue.
-                self.unsupported = self.unsupported or error
-                return None
-            except TurnoutError as error:
-                action = self._after_failure(error, candidate, tries, remaining, index)
-                if action.action is Action.RETRY_AFTER_WAIT:
-                    await self.state.sleep(action.delay)
-                    if self.state.allow(candidate.deployment):
-                        continue
-                    raise self._exhausted() from None  # its breaker opened meanwhile
-                if action.action is Action.GIVE_UP:
-                    raise self._exhausted() from None
-                self._notify_failover(error, index)
-                return None
+        held = True
+        try:
+            while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    raise self._exhausted(timed_out=True)
+                if self.total >= self.policy.retry.max_attempts_total:
+                    raise self._exhausted()
+                kind: AttemptKind = "first" if self.total == 0 else (
+                    "retry" if tries else "fallback")
+                tries += 1
+                timeouts = _timeouts(self.policy, remaining)
+                held = False  # the attempt owns it from here
+                try:
+                    hedge = self._hedge_target(index, kind)
+                    if hedge is None:
+                        value = await self._one(candidate, kind, timeouts)
+                        return Success(candidate, value, index)
+                    return await self._hedged(index, hedge, kind, timeouts)
+                except UnsupportedFeature as error:
+                    # This target cannot express the request; another may. Not a health issue.
+                    self.unsupported = self.unsupported or error
+                    return None
+                except TurnoutError as error:
+                    action = self._after_failure(error, candidate, tries, remaining, index)
+                    if action.action is Action.GIVE_UP:
+                        raise self._exhausted() from None
+                    if action.action is Action.RETRY_AFTER_WAIT:
+                        await self.state.sleep(action.delay)
+                        held = self.state.allow(candidate.deployment)
+                        if held:
+                            continue
+                        # Its breaker opened meanwhile: on to the next target, if any.
+                    self._notify_failover(error, index)
+                    return None
+        finally:
+            if held:
+                self.state.release(candidate.deployment)
 
     async def _one(self, candidate: Candidate, kind: AttemptKind,
                    timeouts: AttemptTimeouts) -> T:
@@ -157,7 +174,8 @@ class _Run(Generic[T]):
         clock = self.state.clock
         started = clock.monotonic()
         self.total += 1
-        self.state.on_start(candidate.deployment, retry=kind == "retry")
+        self.state.on_start(candidate.deployment, retry=kind == "retry",
+                            policy=candidate.route.policy.retry)
         try:
             value = await self.attempt(candidate, timeouts)
         except UnsupportedFeature:
@@ -169,13 +187,23 @@ class _Run(Generic[T]):
             self.state.on_failure(candidate.deployment, error, latency)
             self._log(candidate, Attempt(candidate.deployment.id, "error", error, latency, kind))
             raise
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            # Cancelled (a hedge won, the client left) or a bug of ours (any exception type):
+            # says nothing about the upstream's health, but the call is over either way, so
+            # it must leave the in-flight count and hand back its probe slot.
             self.state.on_cancel(candidate.deployment)
-            self._log(candidate, Attempt(candidate.deployment.id, "cancelled", None,
+            outcome: Literal["cancelled", "error"] = (
+                "cancelled" if isinstance(exc, asyncio.CancelledError) else "error")
+            self._log(candidate, Attempt(candidate.deployment.id, outcome, None,
                                          clock.monotonic() - started, kind))
             raise
-        self._log(candidate, Attempt(candidate.deployment.id, "ok", None,
-                                     clock.monotonic() - started, kind))
+        try:
+            self._log(candidate, Attempt(candidate.deployment.id, "ok", None,
+                                         clock.monotonic() - started, kind))
+        except BaseException:
+            if self.dispose is not None:  # an open stream: nobody else could close it now
+                self.dispose(value)
+            raise
         return value
 
     def _log(self, candidate: Candidate, attempt: Attempt) -> None:
@@ -206,19 +234,32 @@ class _Run(Generic[T]):
             value = await self._one(primary, kind, timeouts)
             return Success(primary, value, index)
 
+        # Go-aheads of the breakers (probe slots) not yet taken over by a running attempt:
+        # a task cancelled before its first step never runs `_one`, so they are handed back
+        # here instead.
+        unused = [primary.deployment]
+
         def admit_hedge() -> bool:
             if not self.state.try_hedge(primary.deployment, policy):
                 return False
             if not self.state.allow(backup.deployment):
                 return False
             self.hedged.add(other)
+            unused.append(backup.deployment)
             return True
 
-        winner, value = await race_with_hedge(
-            lambda: self._one(primary, kind, timeouts),
-            lambda: self._one(backup, "hedge", timeouts),
-            delay, admit_hedge, self.state.sleep, self.dispose,
-        )
+        async def run(candidate: Candidate, attempt_kind: AttemptKind) -> T:
+            unused.remove(candidate.deployment)
+            return await self._one(candidate, attempt_kind, timeouts)
+
+        try:
+            winner, value = await race_with_hedge(
+                lambda: run(primary, kind), lambda: run(backup, "hedge"),
+                delay, admit_hedge, self.state.sleep, self.dispose,
+            )
+        finally:
+            for deployment in unused:
+                self.state.release(deployment)
         return Success(primary, value, index) if winner == 0 else Success(backup, value, other)
 
     # -- decisions -----------------------------------------------------------------------
@@ -234,23 +275,30 @@ class _Run(Generic[T]):
         if error.origin != "upstream" or reason is None or reason not in policy.fallback_on:
             raise error  # nobody else can fix it: the caller gets it as it is
         has_next = any(self._could_try(i) for i in range(index + 1, len(self.plan)))
-        if has_next:
+        retry = policy.retry
+        if has_next and retry.order == "failover_first":
             # Another target can take the request now: that is always sooner than a backoff
             # or a Retry-After wait here, and spares a struggling deployment. Same-target
             # retries are for the last target standing.
             return _Decision(Action.FAIL_OVER)
         if isinstance(error, ContextWindowExceeded) or not error.retryable:
-            return _Decision(Action.GIVE_UP)  # e.g. a provider-key 401: a retry won't help
+            # e.g. a provider-key 401: a retry won't help
+            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
         if not self.state.available(candidate.deployment):
-            return _Decision(Action.GIVE_UP)  # its breaker just opened: fail fast, no wait
-        retry = policy.retry
+            # Its breaker just opened: no retry, and no wait for one.
+            return _Decision(Action.FAIL_OVER if has_next else Action.GIVE_UP)
         settings = BackoffSettings(base_s=retry.base_delay_s, cap_s=retry.max_delay_s,
                                    max_retry_after_s=retry.max_retry_after_s)
         delay = retry_delay(tries - 1, error.retry_after, settings, self.state.rng)
+        # Under `retry_first` with another target left, `decide` fails over whenever the
+        # retry is not allowed: attempts, budget, deadline or a wait over max_retry_after_s.
         decision = decide(
             retryable=True, attempts_made=tries,
-            max_attempts=retry.max_attempts_per_target, delay=delay,
-            remaining_deadline=remaining, has_next_target=False,
+            # No wait (nor budget) for a retry that max_attempts_total would forbid.
+            max_attempts=min(retry.max_attempts_per_target,
+                             tries + self.policy.retry.max_attempts_total - self.total),
+            delay=delay,
+            remaining_deadline=remaining, has_next_target=has_next,
             budget_allows=lambda: self.state.try_retry(candidate.deployment, retry),
             max_retry_after_s=retry.max_retry_after_s,
         )

@@ -20,33 +20,59 @@ async def race_with_hedge(
     """Run `primary`; if it has not finished after `delay` seconds and `admit_hedge()`
     agrees (hedge budget, breaker), also run `hedge`. Returns (0 or 1, value) of the first
     to succeed and cancels the other; a failure waits for the other attempt. Raises the
-    last error when both fail. A loser that succeeded in the same instant is `dispose`d."""
+    last error when both fail. Every value that is not returned (a loser that succeeded in
+    the same instant, or any value when this call is cancelled) is `dispose`d."""
     first = asyncio.ensure_future(primary())
     timer = asyncio.ensure_future(sleep(delay))
     tasks: dict[asyncio.Future[T], int] = {first: 0}
+    kept: list[asyncio.Future[T]] = []  # the task whose value goes to the caller
     try:
         await asyncio.wait({first, timer}, return_when=asyncio.FIRST_COMPLETED)
         if first.done() or not admit_hedge():
-            return 0, await first
+            # Not `await first`: a cancellation landing just as it finished would lose the
+            # value. `asyncio.wait` leaves the task alone; `_settle` cancels or disposes it.
+            await asyncio.wait({first})
+            kept.append(first)
+            return 0, first.result()
         tasks[asyncio.ensure_future(hedge())] = 1
         pending: set[asyncio.Future[T]] = set(tasks)
         error: BaseException | None = None
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            winners = [t for t in done if t.exception() is None]
+            winners = [t for t in done if _succeeded(t)]
             if winners:
-                winner = winners[0]
-                for loser in winners[1:]:
-                    if dispose is not None:
-                        dispose(loser.result())
-                return tasks[winner], winner.result()
-            error = next(iter(done)).exception()
+                kept.append(winners[0])
+                return tasks[winners[0]], winners[0].result()
+            # A task cancelled on its own (not by us) failed like any other attempt.
+            last = next(iter(done))
+            error = asyncio.CancelledError() if last.cancelled() else last.exception()
         assert error is not None
         raise error
     finally:
         timer.cancel()
-        losers = [t for t in tasks if not t.done()]
-        for task in losers:
-            task.cancel()
-        if losers:
-            await asyncio.gather(*losers, return_exceptions=True)
+        await _settle(list(tasks), kept, dispose)
+
+
+async def _settle(tasks: list[asyncio.Future[T]], kept: list[asyncio.Future[T]],
+                  dispose: Callable[[T], None] | None) -> None:
+    """Cancel the attempts still running and wait for them to end; then dispose of every
+    value nobody will use: a loser that succeeded anyway, and the winner's too when this
+    wait is cancelled (the caller is gone, so nobody would release what it holds)."""
+    running = [t for t in tasks if not t.done()]
+    for task in running:
+        task.cancel()
+    try:
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+    except BaseException:
+        kept.clear()
+        raise
+    finally:
+        if dispose is not None:
+            for task in tasks:
+                if task not in kept and _succeeded(task):
+                    dispose(task.result())
+
+
+def _succeeded(task: asyncio.Future[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

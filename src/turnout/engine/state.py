@@ -6,11 +6,11 @@ on logging); routing reads it back as admission and ordering decisions.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from turnout.config.policies import BreakerPolicy, RetryPolicy, RoutePolicy
-from turnout.core.errors import RateLimited, TurnoutError
+from turnout.core.errors import RateLimited, ServiceUnavailable, TurnoutError
 from turnout.engine.classify import counts_against_deployment
 from turnout.engine.plan import Candidate
 from turnout.providers.types import Deployment, Route
@@ -23,14 +23,20 @@ from turnout.resilience.retry_budget import BudgetSettings, HedgeBudget, RetryBu
 
 _DEFAULT_COOLDOWN_S = 1.0
 """Cooldown after a 429 that did not say how long to wait."""
+_MIN_RETRY_AFTER_S = 1.0
+"""The shortest `Retry-After` a fast failure asks for (the header counts whole seconds)."""
 
 
 def breaker_settings(policy: BreakerPolicy) -> BreakerSettings:
+    """The breaker's own settings for a policy. A switched-off rule and a fixed cooldown
+    are compiled away here, so the breaker itself has no extra branch for them."""
+    fixed = policy.ejection_growth == "fixed"
     return BreakerSettings(
-        consecutive_failures=policy.consecutive_failures,
+        consecutive_failures=policy.consecutive_failures or 0,
         failure_rate_threshold=policy.failure_rate_threshold, min_calls=policy.min_calls,
         window_s=policy.window_s, base_ejection_s=policy.base_ejection_s,
-        max_ejection_s=policy.max_ejection_s, half_open_max_probes=policy.half_open_max_probes,
+        max_ejection_s=policy.base_ejection_s if fixed else policy.max_ejection_s,
+        half_open_max_probes=policy.half_open_max_probes,
     )
 
 
@@ -73,30 +79,46 @@ class ResilienceState:
 
     def admit(self, plan: list[Candidate]) -> set[int]:
         """Indexes of plan entries that may be tried now: breaker closed (or the ejection
-        cap admits it as a probe) and not cooling down after a 429."""
+        cap admits it as a probe) and not cooling down after a 429.
+
+        The cap protects the pool a request can fail over within, which is its whole plan
+        (fallback routes included, each deployment counted once), under the requested
+        route's `max_ejected_share`. A plan of one deployment is not capped: with nowhere
+        to fail over to, an open breaker means failing fast (see `fail_fast`)."""
+        if not plan:
+            return set()
+        board = self.breakers
+        ids = [c.deployment.id for c in plan]
+        if not all(i in board for i in ids):
+            for candidate in plan:  # a deployment's first route gives its breaker settings
+                self._ensure_breakers([candidate.deployment.id], candidate.route.policy.breaker)
+        # Ids are unique within a route: only a plan with fallback routes can repeat one.
+        pool = ids if plan[-1].route is plan[0].route else list(dict.fromkeys(ids))
+        share = plan[0].route.policy.breaker.max_ejected_share if len(pool) > 1 else 1.0
+        admissible = board.admissible(pool, share)
+        if not self.cooldown_until and len(admissible) == len(pool):
+            return set(range(len(ids)))  # the usual case: every breaker lets calls through
+        ok = set(admissible)
+        if not self.cooldown_until:
+            return {i for i, deployment_id in enumerate(ids) if deployment_id in ok}
         now = self.clock.monotonic()
         admitted: set[int] = set()
-        start = 0
-        while start < len(plan):  # the cap applies per route
-            route = plan[start].route
-            end = start
-            while end < len(plan) and plan[end].route is route:
-                end += 1
-            ids = [c.deployment.id for c in plan[start:end]]
-            self._ensure_breakers(ids, route.policy.breaker)
-            share = route.policy.breaker.max_ejected_share
-            ok = set(self.breakers.admissible(ids, share))
-            cooling = [i for i in range(start, end)
-                       if self.cooldown_until.get(plan[i].deployment.id, 0.0) > now]
-            for i in range(start, end):
-                if plan[i].deployment.id in ok and i not in cooling:
-                    admitted.add(i)
-            if not any(start <= i < end for i in admitted) and cooling:
-                # Everything is cooling down: the soonest to recover is still worth a try.
-                soonest = min(cooling, key=lambda i: self.cooldown_until[plan[i].deployment.id])
-                if plan[soonest].deployment.id in ok:
-                    admitted.add(soonest)
-            start = end
+        cooling: list[int] = []
+        for i, deployment_id in enumerate(ids):
+            until = self.cooldown_until.get(deployment_id)
+            if until is not None:
+                if until > now:
+                    cooling.append(i)
+                    continue
+                # Over: forget it, so that requests take the fast path above again.
+                del self.cooldown_until[deployment_id]
+            if deployment_id in ok:
+                admitted.add(i)
+        if not admitted and cooling:
+            # Everything is cooling down: the soonest to recover is still worth a try.
+            soonest = min(cooling, key=lambda i: self.cooldown_until[ids[i]])
+            if ids[soonest] in ok:
+                admitted.add(soonest)
         return admitted
 
     def allow(self, deployment: Deployment) -> bool:
@@ -119,11 +141,40 @@ class ResilienceState:
         """Whether the breaker would let a call through now (reserves nothing)."""
         return self.breakers.breaker(deployment.id).is_available()
 
+    def release(self, deployment: Deployment) -> None:
+        """Hand back a go-ahead from `allow` (or `allow_failover`) that no attempt used."""
+        self.breakers.breaker(deployment.id).release_probe()
+
+    def fail_fast(self, plan: Sequence[Candidate]) -> ServiceUnavailable | None:
+        """When no deployment of `plan` may take a call now (every one ejected, or being
+        probed with no probe slot free): the error to answer at once, without an upstream
+        call, with `retry_after` until the soonest ejection ends (at least a second, the
+        resolution of `Retry-After`, also when only probes are under way). Else None."""
+        if not plan:
+            return None
+        soonest: float | None = None
+        for candidate in plan:
+            breaker = self.breakers.breaker(candidate.deployment.id)
+            if breaker.is_available():
+                return None
+            until = breaker.open_until
+            if until is not None and (soonest is None or until < soonest):
+                soonest = until
+        now = self.clock.monotonic()
+        wait = _MIN_RETRY_AFTER_S if soonest is None else max(_MIN_RETRY_AFTER_S, soonest - now)
+        return ServiceUnavailable(
+            f"No deployment of '{plan[0].route.alias}' is taking requests: each one failed "
+            "repeatedly and its circuit breaker is open until its next probe.",
+            retry_after=wait)
+
     # -- outcomes ------------------------------------------------------------------------
-    def on_start(self, deployment: Deployment, *, retry: bool) -> None:
+    def on_start(self, deployment: Deployment, *, retry: bool,
+                 policy: RetryPolicy | None = None) -> None:
+        """An attempt begins (`retry`: on the target that just failed). `policy` is the
+        retry policy of its route: the first one to reach a deployment sizes its budget."""
         self._health(deployment).start()
         if not retry:
-            self._retry_budget(deployment).record_request()
+            self._retry_budget(deployment, policy).record_request()
 
     def on_success(self, deployment: Deployment, headers: Mapping[str, str],
                    latency_s: float) -> None:

@@ -80,6 +80,7 @@ async def relay(
     current = peeked
     while True:
         reported = False
+        following: PeekedStream | None = None
         try:
             if current.buffered:
                 if folded is not None:
@@ -102,11 +103,13 @@ async def relay(
             follow = await continue_on(_continuation(request, folded), error)
             if follow is None:
                 raise
-            current = _strip_prefix(follow, folded)
+            following = _strip_prefix(follow, folded)
         finally:
             if not reported:  # cancelled or closed early: the client went away
                 on_done(current, ClientClosed("client closed the stream"))
-            current.upstream.close()
+            current.upstream.close()  # the cut stream's, never the continuation's
+        assert following is not None  # the `try` returns or raises on every other path
+        current = following
 
 
 def _fold(folded: StreamAccumulator, batch: Batch) -> None:

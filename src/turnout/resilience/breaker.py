@@ -139,6 +139,12 @@ class CircuitBreaker:
         return self._state
 
     @property
+    def open_until(self) -> float | None:
+        """When the current ejection ends (the next probe may go), while OPEN; else None."""
+        self._refresh(self._clock.monotonic())
+        return self._open_until if self._state is BreakerState.OPEN else None
+
+    @property
     def opened_at(self) -> float | None:
         """When the latest trip happened, while not CLOSED."""
         return self._opened_at

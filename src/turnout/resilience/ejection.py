@@ -1,10 +1,12 @@
-"""The breakers of every deployment, and the cap on how much of a route may be ejected.
+"""The breakers of every deployment, and the cap on how much of a pool may be ejected.
 
-Like Envoy's `max_ejection_percent`: when most of a route's deployments look broken at
-once, the likelier story is a shared cause (our network, a bad request shape, a global
-provider incident) rather than many independent failures, and ejecting them all would turn
-a partial outage into a total one. So at most `max_ejected_share` of a route's targets stay
-ejected; beyond that, the ones ejected longest are admitted again as half-open probes.
+Like Envoy's `max_ejection_percent`: when most of the deployments a request could fail
+over to look broken at once, the likelier story is a shared cause (our network, a bad
+request shape, a global provider incident) rather than many independent failures, and
+ejecting them all would turn a partial outage into a total one. So at most
+`max_ejected_share` of a pool stays ejected; beyond that, the ones ejected longest are
+admitted again as half-open probes. The caller picks the pool (the engine: a request's
+whole plan) and leaves a pool of one uncapped, since it has nowhere to fail over to.
 """
 
 from __future__ import annotations
