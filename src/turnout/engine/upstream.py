@@ -1,4 +1,10 @@
-"""One attempt against one deployment: build, send, decode, with per-attempt deadlines."""
+"""One attempt against one deployment: build, send, decode, with per-attempt deadlines.
+
+This is where upstream errors enter the engine, so it is the one place they are cleaned:
+every error leaving `UpstreamCaller` or `UpstreamStream` is attributed to its deployment
+and scrubbed of the config's secrets (`Deployment.scrubber`). What the engine, the client
+and the logs see afterwards is only the upstream's scrubbed message.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +56,14 @@ class UpstreamCaller:
         self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
     ) -> tuple[ChatResponse, Mapping[str, str]]:
         """A non-stream call. Raises a `TurnoutError` for every failure."""
+        try:
+            return await self._complete(deployment, request, timeouts)
+        except TurnoutError as error:
+            raise _entering(error, deployment) from None
+
+    async def _complete(
+        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
+    ) -> tuple[ChatResponse, Mapping[str, str]]:
         dialect = self.dialect(deployment.dialect)
         http = dialect.build_request(request, deployment.target)
         try:
@@ -65,17 +79,22 @@ class UpstreamCaller:
             ) from exc
         headers = response.headers
         if response.status >= 400:
-            raise _with_provider(dialect.decode_error(response.status, headers, body), deployment)
-        try:
-            return dialect.decode_response(body), headers
-        except TurnoutError as exc:
-            raise _with_provider(exc, deployment) from None
+            raise dialect.decode_error(response.status, headers, body)
+        return dialect.decode_response(body), headers
 
     async def open_stream(
         self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
     ) -> UpstreamStream:
         """Send a stream request and return once the response headers arrived (status
         checked). Reading events is bounded by TTFT, then idle timeouts."""
+        try:
+            return await self._open_stream(deployment, request, timeouts)
+        except TurnoutError as error:
+            raise _entering(error, deployment) from None
+
+    async def _open_stream(
+        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
+    ) -> UpstreamStream:
         dialect = self.dialect(deployment.dialect)
         http = dialect.build_request(request, deployment.target)
         first_limit = _min(timeouts.ttft_s, timeouts.total_s)
@@ -94,9 +113,7 @@ class UpstreamCaller:
                 body = await read_body(response)
             finally:
                 response.release()
-            raise _with_provider(
-                dialect.decode_error(response.status, response.headers, body), deployment
-            )
+            raise dialect.decode_error(response.status, response.headers, body)
         remaining = None if first_limit is None else max(0.0, first_limit - (loop.time() - started))
         return UpstreamStream(deployment, response, dialect.stream_decoder(), remaining,
                               timeouts.idle_s)
@@ -159,10 +176,10 @@ class UpstreamStream:
                 raise
             if batch:
                 yield batch
-        except TurnoutError as exc:
-            raise _with_provider(exc, self.deployment) from None
+        except TurnoutError as error:
+            raise _entering(error, self.deployment) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _with_provider(map_network_error(exc), self.deployment) from exc  # type: ignore[arg-type]
+            raise _entering(map_network_error(exc), self.deployment) from exc  # type: ignore[arg-type]
         finally:
             self.close()
 
@@ -172,12 +189,14 @@ class UpstreamStream:
             self.response.close()
 
 
-def _with_provider(error: TurnoutError, deployment: Deployment) -> TurnoutError:
+def _entering(error: TurnoutError, deployment: Deployment) -> TurnoutError:
+    """`error` as it enters the engine from `deployment`: attributed and scrubbed of
+    secrets."""
     if error.provider is None:
         error.provider = deployment.id
     if isinstance(error, MalformedResponse):
         error.origin = "upstream"
-    return error
+    return deployment.scrubber.scrub_error(error)
 
 
 def _min(a: float | None, b: float | None) -> float | None:
