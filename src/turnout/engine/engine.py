@@ -97,7 +97,7 @@ class Engine:
             await self._ensure_local(candidate)
             started = clock.monotonic()
             response, headers = await self._caller.complete(candidate.deployment, request,
-                                                            timeouts)
+                                                            timeouts, ctx.request_id)
             self.state.on_success(candidate.deployment, headers, clock.monotonic() - started)
             return ChatOutcome(candidate.deployment, response)
 
@@ -122,7 +122,8 @@ class Engine:
         def attempt_for(req: ChatRequest) -> AttemptFn[PeekedStream]:
             async def attempt(candidate: Candidate, timeouts: AttemptTimeouts) -> PeekedStream:
                 await self._ensure_local(candidate)
-                upstream = await self._caller.open_stream(candidate.deployment, req, timeouts)
+                upstream = await self._caller.open_stream(candidate.deployment, req, timeouts,
+                                                          ctx.request_id)
                 peeked = await peek(upstream, clock.monotonic)
                 self.state.on_first_token(candidate.deployment, peeked.ttft_s,
                                           upstream.headers)
