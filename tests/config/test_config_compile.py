@@ -170,6 +170,34 @@ def test_gateway_keys_from_config_and_environment() -> None:
     assert compile_text("").server.gateway_keys == frozenset()
 
 
+def test_one_scrubber_knows_every_resolved_secret(tmp_path: Path) -> None:
+    (tmp_path / "a.key").write_text("file-secret-0123456789\n")
+    (tmp_path / "gw.yaml").write_text("""
+server: {gateway_keys: [{env: GW}]}
+providers:
+  openai: {}
+  a: {kind: anthropic, api_key: {file: a.key}}
+  proxy:
+    kind: openai_compatible
+    base_url: http://proxy.internal/v1
+    headers: {X-Proxy-Token: header-secret-0123456789, X-Title: App Name}
+routes:
+  r:
+    targets:
+      - {provider: openai, model: gpt-4o}
+      - {provider: a, model: claude-haiku-4-5}
+      - {provider: proxy, model: m}
+""")
+    env = {"OPENAI_API_KEY": "env-secret-0123456789", "GW": "gateway-secret-0123456789",
+           "TURNOUT_GATEWAY_KEYS": "listed-secret-0123456789"}
+    runtime = compile_config(load_config(tmp_path / "gw.yaml", env), env)
+    text = ("file-secret-0123456789 env-secret-0123456789 gateway-secret-0123456789 "
+            "listed-secret-0123456789 header-secret-0123456789 App Name")
+    assert runtime.scrubber.scrub(text) == " ".join(["[redacted]"] * 5) + " App Name"
+    deployments = [*runtime.routes["r"].deployments, *runtime.deployments.values()]
+    assert all(d.scrubber is runtime.scrubber for d in deployments)
+
+
 def test_local_provider_compiles_to_a_stopped_server() -> None:
     runtime = compile_text("""
 local: false

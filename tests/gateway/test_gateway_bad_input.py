@@ -88,6 +88,23 @@ async def test_bad_request(gateway: Gateway, sims: dict[str, RunningSimulator],
     await assert_healthy(gateway, client)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"model": "oa", "messages": [',
+     "Request body is not valid JSON: unexpected end of data (line 1, column 30)."),
+    (b'{"model": "oa"}\n x',
+     "Request body is not valid JSON: unexpected content after document (line 2, column 2)."),
+    (b'{"model": "oa", "messages": [{"role": "user", "content": "caf\xe9"}]}',
+     "Request body is not valid UTF-8."),
+], ids=["truncated", "trailing_garbage", "invalid_utf8"])
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_invalid_json_says_where_in_our_words(gateway: Gateway, client: Client,
+                                                    body: bytes, message: str) -> None:
+    """The reason and position help the caller fix the body; orjson's own phrasing
+    ("(char 29)", "str is not valid UTF-8: surrogates not allowed") does not."""
+    error = error_of(client, await post(gateway, client, body), 400)
+    assert error["message"] == message
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_unsupported_parameter_is_named(gateway: Gateway, client: Client) -> None:
     error = error_of(client, await post(gateway, client, valid_body(client, n=2)), 400)

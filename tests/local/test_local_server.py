@@ -39,11 +39,18 @@ def test_base_url_is_known_before_start() -> None:
     assert free.port > 0 and free.base_url == f"http://127.0.0.1:{free.port}/v1"
 
 
-async def test_missing_model_file_fails_cleanly(tmp_path: Path) -> None:
+async def test_missing_model_file_fails_cleanly(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     server = LocalModelServer(tmp_path / "none.gguf")
-    with pytest.raises(ServiceUnavailable, match=r"none\.gguf failed to start"):
+    with pytest.raises(ServiceUnavailable, match=r"none\.gguf failed to start") as failed:
         await server.start()
+    # What a client is told names the model, not the server's paths or the OS's wording;
+    # the operator finds both in the status and the log.
+    assert failed.value.message == "local model none.gguf failed to start"
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
     assert server.status.startswith("failed: model file not found")
+    assert any(str(tmp_path) in r.getMessage() for r in caplog.records
+               if r.name == "turnout.local")
     with pytest.raises(ServiceUnavailable):  # a later start tries again
         await server.ensure_started()
     await server.stop()

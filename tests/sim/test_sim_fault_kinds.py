@@ -108,6 +108,40 @@ async def test_reset_mid_stream(openai_sim: RunningSimulator,
     assert len(data_lines(received)) == 3
 
 
+async def test_reset_mid_body_of_a_complete_answer(openai_sim: RunningSimulator,
+                                                   http: aiohttp.ClientSession) -> None:
+    openai_sim.faults.add(Fault(kind="reset", after_chunks=1))
+    async with http.post(openai_sim.base_url + "/chat/completions", json=chat_body(),
+                         headers=HEADERS) as resp:
+        assert resp.status == 200  # the headers came: the body is what breaks
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    async with client(openai_sim) as oa:
+        assert await ask(oa) == HELLO
+
+
+@pytest.mark.parametrize(("echo", "quoted"), [("whole", "sk-presented-key-0123456789"),
+                                              ("prefix", "sk-presented...")])
+async def test_error_echoes_the_presented_key(openai_sim: RunningSimulator,
+                                              http: aiohttp.ClientSession, echo: str,
+                                              quoted: str) -> None:
+    headers = {"Authorization": "Bearer sk-presented-key-0123456789"}
+    openai_sim.faults.add(Fault.model_validate({"kind": "status", "status": 401,
+                                                "echo_key": echo}))
+    async with http.post(openai_sim.base_url + "/chat/completions", json=chat_body(),
+                         headers=headers) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+    assert body["error"]["message"] == f"Incorrect API key provided: {quoted}."
+    openai_sim.faults.add(Fault.model_validate({"kind": "error_event", "after_chunks": 1,
+                                                "message": "Bad key.", "echo_key": echo}))
+    async with http.post(openai_sim.base_url + "/chat/completions", json=chat_body(True),
+                         headers=headers) as resp:
+        lines = data_lines(await resp.read())
+    error = json.loads(lines[-1])["error"]
+    assert error["message"] == f"Bad key. Incorrect API key provided: {quoted}."
+
+
 async def test_cut_stream_ends_without_terminal_event(
         openai_sim: RunningSimulator, http: aiohttp.ClientSession) -> None:
     openai_sim.faults.add(Fault(kind="cut_stream", after_chunks=2))

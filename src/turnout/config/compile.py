@@ -8,7 +8,7 @@ problem found is collected and raised together as one `ConfigError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +18,7 @@ from turnout.config.policies import merge_policy
 from turnout.config.runtime import RuntimeConfig, ServerSettings
 from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig, TargetConfig
 from turnout.config.secrets import SecretError
+from turnout.core.scrub import SecretScrubber
 from turnout.dialects.base import UpstreamTarget
 from turnout.local.model import bundled_model_path
 from turnout.local.server import LocalModelServer, LocalServerSettings
@@ -79,10 +80,12 @@ def compile_config(
         raise ConfigError(problems)
 
     cat = catalog if catalog is not None else bundled_catalog()
+    scrubber = _scrubber(server, endpoints.values())
     routes: dict[str, Route] = {}
     deployments: dict[str, Deployment] = {}
     for alias, route_cfg in config.routes.items():
-        members = [_deployment(config, cat, endpoints[t.provider], t) for t in route_cfg.targets]
+        members = [_deployment(config, cat, endpoints[t.provider], t, scrubber)
+                   for t in route_cfg.targets]
         for dep in members:
             deployments.setdefault(dep.id, dataclasses.replace(dep, weight=1.0, priority=0))
         members.sort(key=lambda d: d.priority)  # stable: config order within a priority
@@ -94,11 +97,29 @@ def compile_config(
         deployments=MappingProxyType(deployments),
         local_servers=MappingProxyType(local_servers),
         policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}),
-        builtin_routes=config.builtin_routes)
+        builtin_routes=config.builtin_routes,
+        scrubber=scrubber)
+
+
+_SECRET_HEADER = ("auth", "key", "token", "secret")
+"""Header names containing one of these carry credentials (`Authorization`, `x-api-key`)."""
+
+
+def _scrubber(server: ServerSettings, endpoints: Iterable[_Endpoint]) -> SecretScrubber:
+    """One scrubber for every secret the config resolved: gateway keys, provider keys
+    (secret references, environment variables, local servers' own keys) and credentials
+    given as provider headers."""
+    secrets = set(server.gateway_keys)
+    for endpoint in endpoints:
+        secrets.add(endpoint.api_key or "")
+        secrets.update(value for name, value in endpoint.headers.items()
+                       if any(word in name.lower() for word in _SECRET_HEADER))
+    return SecretScrubber.build(secrets)
 
 
 def _deployment(
-    config: GatewayConfig, cat: Catalog, endpoint: _Endpoint, target: TargetConfig
+    config: GatewayConfig, cat: Catalog, endpoint: _Endpoint, target: TargetConfig,
+    scrubber: SecretScrubber,
 ) -> Deployment:
     return Deployment(
         id=target.deployment_id, provider=target.provider, dialect=endpoint.dialect,
@@ -106,7 +127,7 @@ def _deployment(
         target=UpstreamTarget(base_url=endpoint.base_url, model=target.model,
                               api_key=endpoint.api_key, headers=dict(endpoint.headers)),
         info=_model_info(config, cat, endpoint, target.provider, target.model),
-        weight=target.weight, priority=target.priority, kind=endpoint.kind)
+        weight=target.weight, priority=target.priority, kind=endpoint.kind, scrubber=scrubber)
 
 
 def _server_settings(

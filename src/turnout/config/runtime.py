@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from turnout.config.policies import RoutePolicy
+from turnout.core.scrub import NO_SECRETS, SecretScrubber
 from turnout.local.server import LocalModelServer
 from turnout.providers.types import Deployment, Route
 
@@ -47,6 +48,9 @@ class RuntimeConfig:
     policies: Mapping[str, RoutePolicy] = field(
         default_factory=lambda: MappingProxyType({}))
     """Route alias -> merged policy (the same object as `routes[alias].policy`)."""
+    scrubber: SecretScrubber = NO_SECRETS
+    """Scrubs this config's secrets (provider keys, gateway keys, secret files) out of
+    text; every deployment holds the same one."""
     builtin_routes: tuple[str, ...] = ()
     """Aliases the built-in local model added, not the config file (`local: false` there
     drops them); see `describe_routes`."""

@@ -150,7 +150,7 @@ class Engine:
             await self._ensure_local(candidate)
             started = clock.monotonic()
             response, headers = await self._caller.complete(candidate.deployment, request,
-                                                            timeouts)
+                                                            timeouts, call.ctx.request_id)
             self.state.on_success(candidate.deployment, headers, clock.monotonic() - started)
             return ChatOutcome(candidate.deployment, response)
         return attempt
@@ -191,7 +191,8 @@ class Engine:
                 if pipeline.attempt:
                     candidate = await pipeline.before_attempt(call, candidate)
                 await self._ensure_local(candidate)
-                upstream = await self._caller.open_stream(candidate.deployment, req, timeouts)
+                upstream = await self._caller.open_stream(candidate.deployment, req, timeouts,
+                                                          ctx.request_id)
                 try:
                     peeked = await peek(upstream, clock.monotonic)
                     self.state.on_first_token(candidate.deployment, peeked.ttft_s,

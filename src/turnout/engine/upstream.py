@@ -1,14 +1,22 @@
-"""One attempt against one deployment: build, send, decode, with per-attempt deadlines."""
+"""One attempt against one deployment: build, send, decode, with per-attempt deadlines.
+
+This is where upstream errors enter the engine, so it is the one place they are cleaned:
+every error leaving `UpstreamCaller` or `UpstreamStream` is attributed to its deployment
+and scrubbed of the config's secrets (`Deployment.scrubber`), and the library exception
+behind a network failure is logged here and dropped. What the engine, the client and the
+logs see afterwards is only the gateway's own words and the upstream's scrubbed message.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
-from turnout.core.errors import MalformedResponse, TurnoutError, UpstreamTimeout
+from turnout.core.errors import ConnectionFailed, MalformedResponse, TurnoutError, UpstreamTimeout
 from turnout.core.events import StreamEvent
 from turnout.core.request import ChatRequest
 from turnout.core.response import ChatResponse
@@ -17,6 +25,8 @@ from turnout.dialects.registry import get_dialect
 from turnout.providers.types import Deployment
 from turnout.transport.http import HttpTransport, map_network_error, read_body
 from turnout.transport.sse import SSEParser
+
+_log = logging.getLogger("turnout.upstream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +59,19 @@ class UpstreamCaller:
         return dialect
 
     async def complete(
+        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts,
+        request_id: str = "",
+    ) -> tuple[ChatResponse, Mapping[str, str]]:
+        """A non-stream call. Raises a `TurnoutError` for every failure. `request_id` names
+        the client request in log lines."""
+        try:
+            return await self._complete(deployment, request, timeouts)
+        except TurnoutError as error:
+            raise _entering(error, deployment, request_id) from None
+
+    async def _complete(
         self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
     ) -> tuple[ChatResponse, Mapping[str, str]]:
-        """A non-stream call. Raises a `TurnoutError` for every failure."""
         dialect = self.dialect(deployment.dialect)
         http = dialect.build_request(request, deployment.target)
         try:
@@ -61,23 +81,30 @@ class UpstreamCaller:
                     body = await read_body(response)
                 finally:
                     response.release()
-        except TimeoutError as exc:
+        except TimeoutError:
             raise UpstreamTimeout(
                 f"{deployment.id} did not answer within {timeouts.total_s}s", origin="upstream"
-            ) from exc
+            ) from None
         headers = response.headers
         if response.status >= 400:
-            raise _with_provider(dialect.decode_error(response.status, headers, body), deployment)
-        try:
-            return dialect.decode_response(body), headers
-        except TurnoutError as exc:
-            raise _with_provider(exc, deployment) from None
+            raise dialect.decode_error(response.status, headers, body)
+        return dialect.decode_response(body), headers
 
     async def open_stream(
-        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
+        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts,
+        request_id: str = "",
     ) -> UpstreamStream:
         """Send a stream request and return once the response headers arrived (status
         checked). Reading events is bounded by TTFT, then idle timeouts."""
+        try:
+            return await self._open_stream(deployment, request, timeouts, request_id)
+        except TurnoutError as error:
+            raise _entering(error, deployment, request_id) from None
+
+    async def _open_stream(
+        self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts,
+        request_id: str,
+    ) -> UpstreamStream:
         dialect = self.dialect(deployment.dialect)
         http = dialect.build_request(request, deployment.target)
         first_limit = _min(timeouts.ttft_s, timeouts.total_s)
@@ -86,22 +113,20 @@ class UpstreamCaller:
         try:
             async with asyncio.timeout(first_limit):
                 response = await self.transport.send(http, connect_timeout_s=timeouts.connect_s)
-        except TimeoutError as exc:
+        except TimeoutError:
             raise UpstreamTimeout(
                 f"{deployment.id} sent no response headers within {first_limit}s",
                 origin="upstream",
-            ) from exc
+            ) from None
         if response.status >= 400:
             try:
                 body = await read_body(response)
             finally:
                 response.release()
-            raise _with_provider(
-                dialect.decode_error(response.status, response.headers, body), deployment
-            )
+            raise dialect.decode_error(response.status, response.headers, body)
         remaining = None if first_limit is None else max(0.0, first_limit - (loop.time() - started))
         return UpstreamStream(deployment, response, dialect.stream_decoder(), remaining,
-                              timeouts.idle_s)
+                              timeouts.idle_s, request_id)
 
 
 class UpstreamStream:
@@ -110,9 +135,10 @@ class UpstreamStream:
 
     def __init__(
         self, deployment: Deployment, response: aiohttp.ClientResponse, decoder: StreamDecoder,
-        first_timeout: float | None, idle_timeout: float | None,
+        first_timeout: float | None, idle_timeout: float | None, request_id: str = "",
     ) -> None:
         self.deployment = deployment
+        self.request_id = request_id
         self.response = response
         self.headers: Mapping[str, str] = response.headers
         self._decoder = decoder
@@ -130,12 +156,12 @@ class UpstreamStream:
                 try:
                     async with asyncio.timeout(self._timeout):
                         chunk = await content.readany()
-                except TimeoutError as exc:
+                except TimeoutError:
                     phase = "between chunks" if self._seen_data else "before the first chunk"
                     raise UpstreamTimeout(
                         f"{self.deployment.id} stalled {phase} (> {self._timeout}s)",
                         origin="upstream",
-                    ) from exc
+                    ) from None
                 if not chunk:
                     break
                 self._seen_data = True
@@ -161,10 +187,12 @@ class UpstreamStream:
                 raise
             if batch:
                 yield batch
-        except TurnoutError as exc:
-            raise _with_provider(exc, self.deployment) from None
+        except TurnoutError as error:
+            raise _entering(error, self.deployment, self.request_id) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _with_provider(map_network_error(exc), self.deployment) from exc  # type: ignore[arg-type]
+            mapped = map_network_error(exc, reading_body=True)
+            assert isinstance(mapped, TurnoutError)  # every ClientError and OSError maps
+            raise _entering(mapped, self.deployment, self.request_id, exc) from None
         finally:
             self.close()
 
@@ -174,12 +202,26 @@ class UpstreamStream:
             self.response.close()
 
 
-def _with_provider(error: TurnoutError, deployment: Deployment) -> TurnoutError:
+def _entering(error: TurnoutError, deployment: Deployment, request_id: str,
+              cause: BaseException | None = None) -> TurnoutError:
+    """`error` as it enters the engine from `deployment`: attributed, scrubbed of secrets,
+    and rid of the library exception behind it (`cause`, else its chained one), which is
+    logged instead: its text means nothing to a client, and an orjson error even holds the
+    whole upstream body."""
+    if cause is None:
+        cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if cause is not None and not isinstance(cause, TurnoutError):
+        network = isinstance(error, ConnectionFailed | UpstreamTimeout)
+        scrub = deployment.scrubber.scrub
+        _log.log(logging.INFO if network else logging.DEBUG,
+                 "request %s: %s failed: %s (%s: %s)", request_id or "-", deployment.id,
+                 scrub(error.message), type(cause).__name__, scrub(str(cause)))
+    error.__cause__ = error.__context__ = None
     if error.provider is None:
         error.provider = deployment.id
     if isinstance(error, MalformedResponse):
         error.origin = "upstream"
-    return error
+    return deployment.scrubber.scrub_error(error)
 
 
 def _min(a: float | None, b: float | None) -> float | None:

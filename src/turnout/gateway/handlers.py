@@ -114,12 +114,22 @@ class ChatHandler:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+            raise InvalidRequest(_json_problem(exc)) from None
 
     def error_response(self, error: TurnoutError) -> web.Response:
         status, headers, body = self.dialect.encode_error(error)
         return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON,
                             headers=headers)
+
+
+def _json_problem(exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with the client's JSON, from orjson's reason and position (which help
+    the client fix it), in our words."""
+    if exc.msg.startswith("str is not valid UTF-8"):
+        # orjson's wording for undecodable bytes names its own internals ("str",
+        # "surrogates") and a position that is always the start.
+        return "Request body is not valid UTF-8."
+    return f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
 
 
 def _route_headers(outcome: Outcome, ctx: CallContext) -> dict[str, str]:

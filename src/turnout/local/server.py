@@ -9,6 +9,7 @@ loopback HTTP with the ordinary `openai_chat` dialect, like any other upstream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 from contextlib import suppress
@@ -19,6 +20,8 @@ from typing import Any, Literal
 import aiohttp
 
 from turnout.core.errors import ServiceUnavailable
+
+_log = logging.getLogger("turnout.local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,20 +149,24 @@ class LocalModelServer:
                 raise FileNotFoundError(f"model file not found: {path}")
             server = await self._launch()
         except Exception as exc:
-            self._status = f"failed: {exc}"
-            raise ServiceUnavailable(f"local model {path.name} failed to start: {exc}",
-                                     origin="upstream") from exc
+            raise self._failed(f"local model {path.name} failed to start", exc) from None
         self._server = server
         try:
             await self._wait_healthy()
         except Exception as exc:
-            self._status = f"failed: {exc}"
             box = [self._server]
             self._server = None
             await asyncio.to_thread(box.clear)
-            raise ServiceUnavailable(f"local model {path.name} did not become healthy: {exc}",
-                                     origin="upstream") from exc
+            raise self._failed(f"local model {path.name} did not become healthy", exc) from None
         self._status = "ready"
+
+    def _failed(self, what: str, exc: Exception) -> ServiceUnavailable:
+        """The error for a failed start. The cause (llama.cpp's or the OS's text, with
+        server paths) is for the operator: in `status` and the log, not in what a client
+        is told."""
+        self._status = f"failed: {exc}"
+        _log.warning("%s: %s: %s", what, type(exc).__name__, exc)
+        return ServiceUnavailable(what, origin="upstream")
 
     async def _launch(self) -> Any:
         """Create the llama.cpp server. Its init can fail transiently right after a stop

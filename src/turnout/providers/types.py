@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from turnout.config.policies import RoutePolicy
+from turnout.core.scrub import NO_SECRETS, SecretScrubber
 from turnout.dialects.base import UpstreamTarget
 
 
@@ -38,6 +39,10 @@ class Deployment:
     """Lower is tried first; equal priorities are load-balanced."""
     kind: str = ""
     """The provider row this deployment was built from (`openai`, `vllm`, `local`, ...)."""
+    scrubber: SecretScrubber = field(default=NO_SECRETS, compare=False, repr=False)
+    """Scrubs every secret of the config this deployment was compiled from out of the
+    upstream's error text (any deployment's key: a misconfigured one may be sent to the
+    wrong upstream, which then echoes it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ async def _serve_chat(request: web.Request, *, url_model: str | None, url_stream
     except pydantic.ValidationError as exc:
         return _control_error(f"invalid x-sim-fault header: {exc}")
     if fault is not None:
+        fault = fault.echoing(_presented_key(state, request))
         if record is not None:
             record.fault = fault.kind
         early = await _before_answer(request, state, fault, stream)
@@ -141,7 +142,20 @@ async def _serve_chat(request: web.Request, *, url_model: str | None, url_stream
         await state.sleep(fault.seconds)
     if fault is not None and fault.kind == "malformed":
         payload = payload[: len(payload) // 2]
+    if fault is not None and fault.kind == "reset":  # after_chunks > 0: reset mid-body
+        return await _reset_mid_body(request, payload)
     return web.Response(body=payload, content_type="application/json")
+
+
+async def _reset_mid_body(request: web.Request, payload: bytes) -> web.StreamResponse:
+    """Send the headers (announcing the whole length) and half of `payload`, then drop the
+    connection: a complete answer cut off in transit."""
+    out = web.StreamResponse(headers={"Content-Type": "application/json"})
+    out.content_length = len(payload)
+    await out.prepare(request)
+    await out.write(payload[: len(payload) // 2])
+    abort_connection(request)
+    return out
 
 
 async def _before_answer(request: web.Request, state: SimulatorState, fault: Fault,
@@ -153,7 +167,7 @@ async def _before_answer(request: web.Request, state: SimulatorState, fault: Fau
         await _hang(state, fault.seconds)
         abort_connection(request)
         return web.Response(status=504)  # never reaches the client: the connection is gone
-    if fault.kind == "reset" and (not stream or fault.after_chunks == 0):
+    if fault.kind == "reset" and fault.after_chunks == 0:
         abort_connection(request)
         return web.Response(status=502)  # likewise
     if fault.kind == "latency" and fault.seconds:
@@ -186,30 +200,36 @@ async def _openai_models(request: web.Request) -> web.StreamResponse:
 
 def _check_auth(state: SimulatorState, request: web.Request) -> TurnoutError | None:
     """The error the real API gives for missing credentials, or None when they are fine."""
-    headers = request.headers
+    key = _presented_key(state, request)
     if state.dialect_name == "openai_chat":
-        key = _bearer(headers.get("Authorization", ""))
         if not key:
             return AuthenticationFailed(
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
     elif state.dialect_name == "anthropic_messages":
-        # Current Anthropic SDKs send an API key as a bearer token; older ones as x-api-key.
-        key = headers.get("x-api-key", "") or _bearer(headers.get("Authorization", ""))
         if not key:
             return AuthenticationFailed("x-api-key header is required")
-        if not headers.get("anthropic-version"):
+        if not request.headers.get("anthropic-version"):
             return InvalidRequest("anthropic-version: header is required")
-    else:
-        key = headers.get("x-goog-api-key") or request.query.get("key", "")
-        if not key:
-            return PermissionDenied(
-                "Method doesn't allow unregistered callers (callers without established "
-                "identity). Please use API Key or other form of API consumer identity to "
-                "call this API.")
+    elif not key:
+        return PermissionDenied(
+            "Method doesn't allow unregistered callers (callers without established "
+            "identity). Please use API Key or other form of API consumer identity to "
+            "call this API.")
     if state.api_key is not None and key.strip() != state.api_key:
         return AuthenticationFailed("Incorrect API key provided.")
     return None
+
+
+def _presented_key(state: SimulatorState, request: web.Request) -> str:
+    """The API key a request carries where the provider expects it ('' if none)."""
+    headers = request.headers
+    if state.dialect_name == "openai_chat":
+        return _bearer(headers.get("Authorization", ""))
+    if state.dialect_name == "anthropic_messages":
+        # Current Anthropic SDKs send an API key as a bearer token; older ones as x-api-key.
+        return headers.get("x-api-key", "") or _bearer(headers.get("Authorization", ""))
+    return headers.get("x-goog-api-key") or request.query.get("key", "")
 
 
 def _bearer(value: str) -> str:

@@ -26,6 +26,9 @@ STREAM_ONLY_KINDS: frozenset[str] = frozenset({"slow_chunks", "cut_stream", "err
 
 _NEEDS_SECONDS = frozenset({"slow_first_token", "slow_chunks", "latency"})
 
+ECHO_PREFIX = 12
+"""Characters of the presented key an `echo_key: prefix` fault quotes."""
+
 
 class FaultMatch(BaseModel):
     """Which requests a fault applies to; unset fields match anything."""
@@ -54,7 +57,9 @@ class Fault(BaseModel):
     - `slow_first_token`: wait `seconds` before the first chunk (stream: headers are sent at
       once) or before the whole answer.
     - `slow_chunks`: wait `seconds` between stream chunks.
-    - `reset`: abort the TCP connection without an answer; for a stream, after `after_chunks`.
+    - `reset`: abort the TCP connection without an answer; with `after_chunks` > 0, after
+      that many chunks of a stream, or after the headers and half the body of a complete
+      answer.
     - `cut_stream`: send `after_chunks` chunks, then end the body without the terminal event.
     - `error_event`: send `after_chunks` chunks, then an in-stream error event for `status`
       (default 529, overloaded) or `error`.
@@ -71,6 +76,10 @@ class Fault(BaseModel):
     """A taxonomy code (`rate_limited`, `context_length_exceeded`, ...) that picks the error
     class for the default body, when the status alone is ambiguous."""
     message: str | None = None
+    echo_key: Literal["whole", "prefix"] | None = None
+    """Quote the API key the request presented in the error message, as some providers do
+    ("Incorrect API key provided: ..."): the `whole` key, or its first `ECHO_PREFIX`
+    characters. For `status` and `error_event` faults."""
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     """Error body for `status`: a JSON value, or a string sent verbatim."""
@@ -97,6 +106,16 @@ class Fault(BaseModel):
         if not stream and self.kind in STREAM_ONLY_KINDS:
             return False
         return self.match is None or self.match.matches(model, stream)
+
+    def echoing(self, presented_key: str) -> Fault:
+        """This fault with `echo_key` applied to the key a request presented."""
+        if self.echo_key is None:
+            return self
+        quoted = presented_key if self.echo_key == "whole" else \
+            presented_key[:ECHO_PREFIX] + "..."
+        echo = f"Incorrect API key provided: {quoted}."
+        return self.model_copy(update={
+            "message": f"{self.message} {echo}" if self.message else echo, "echo_key": None})
 
     def to_error(self, simulator: str, default_status: int = 529) -> TurnoutError:
         """The taxonomy error this fault stands for (for default bodies and error events)."""

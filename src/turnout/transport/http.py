@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
+from typing import NoReturn
 
 import aiohttp
 
@@ -63,7 +64,7 @@ class HttpTransport:
                 if attempt == 2:
                     raise map_network_error(exc) from exc
             except BaseException as exc:
-                raise map_network_error(exc) from exc
+                _raise_mapped(exc)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
@@ -80,17 +81,36 @@ class HttpTransport:
         await self.close()
 
 
-def map_network_error(exc: BaseException) -> BaseException:
+def map_network_error(exc: BaseException, *, reading_body: bool = False) -> BaseException:
     """Translate aiohttp/asyncio failures into the taxonomy; anything else passes through
-    unchanged (cancellation above all)."""
+    unchanged (cancellation above all). `reading_body`: the failure came after the response
+    headers.
+
+    Messages are the gateway's own words: a client learns nothing from aiohttp's
+    `TransferEncodingError: 400, message='Not enough data...'`, and library text may
+    quote a URL. Raise the result `from exc`, so that the caller can log the library's
+    detail (`engine.upstream` does, with the request id)."""
     if isinstance(exc, TurnoutError | asyncio.CancelledError):
         return exc
     if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        return UpstreamTimeout(f"upstream timed out: {exc}", origin="upstream")
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return UpstreamTimeout("connecting to the upstream timed out", origin="upstream")
+        return UpstreamTimeout("the upstream timed out", origin="upstream")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        detail = str(exc) or type(exc).__name__
-        return ConnectionFailed(f"upstream connection failed: {detail}", origin="upstream")
+        return ConnectionFailed(_connection_failure(exc, reading_body), origin="upstream")
     return exc
+
+
+def _connection_failure(exc: aiohttp.ClientError | OSError, reading_body: bool) -> str:
+    if reading_body or isinstance(exc, aiohttp.ClientPayloadError):
+        return "the upstream connection closed before the response was complete"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not connect to the upstream"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the upstream closed the connection without answering"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the upstream URL is not valid"
+    return "the connection to the upstream failed before it answered"
 
 
 async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -99,14 +119,22 @@ async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         async for chunk in response.content.iter_any():
             yield chunk
     except BaseException as exc:
-        raise map_network_error(exc) from exc
+        _raise_mapped(exc, reading_body=True)
 
 
 async def read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole response body, with network failures mapped."""
     try:
         return await response.read()
     except BaseException as exc:
-        raise map_network_error(exc) from exc
+        _raise_mapped(exc, reading_body=True)
+
+
+def _raise_mapped(exc: BaseException, *, reading_body: bool = False) -> NoReturn:
+    mapped = map_network_error(exc, reading_body=reading_body)
+    if mapped is exc:  # cancellation and the like: as it was, not chained to itself
+        raise exc
+    raise mapped from exc
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
