@@ -27,6 +27,10 @@ class ServerSettings:
     gateway_keys: frozenset[str] = frozenset()
     """Accepted client keys; empty means the gateway does not authenticate clients."""
     request_timeout_s: float | None = None
+    metrics_key: str | None = None
+    """The key for `/metrics` and `/readyz` details; None: the gateway keys open them."""
+    public_metrics: bool = False
+    """`/metrics` and `/readyz` details need no key at all."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,11 @@ class ServerConfig(BaseModel):
     No keys at all means the gateway does not authenticate clients."""
     request_timeout_s: float | None = Field(None, gt=0)
     """Hard cap on one HTTP request; `null` leaves it to the route's `timeouts.total_s`."""
+    metrics_key: SecretRef | None = None
+    """The key `/metrics` and `/readyz` details ask for; `null`: the gateway keys do."""
+    public_metrics: bool = False
+    """Serve `/metrics` and `/readyz` details without any key (a private network's
+    scraper)."""
 
 
 class _RemoteProvider(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-import orjson
 from aiohttp import web
 
 from turnout.config.runtime import RuntimeConfig
@@ -14,6 +13,7 @@ from turnout.engine.observe import Observer
 from turnout.gateway.auth import GatewayKeys
 from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, models_payload
+from turnout.gateway.probes import MonitoringAccess, Probes
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
 
@@ -53,15 +53,8 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         body = models_payload(engine.aliases(), is_anthropic)
         return web.Response(body=body, content_type="application/json")
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def readyz(_: web.Request) -> web.Response:
-        components = engine.readiness()
-        failed = any(status.startswith("failed") for status in components.values())
-        body = {"status": "unavailable" if failed else "ready", "components": components}
-        return web.Response(status=503 if failed else 200, body=orjson.dumps(body),
-                            content_type="application/json")
+    probes = Probes(engine, MonitoringAccess(settings), metrics_handler(metrics.registry),
+                    openai.dialect)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await engine.start()
@@ -73,8 +66,8 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_post("/chat/completions", openai.handle)
     app.router.add_post("/v1/messages", anthropic.handle)
     app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    app.router.add_get("/healthz", probes.healthz)
+    app.router.add_get("/readyz", probes.readyz)
+    app.router.add_get("/metrics", probes.metrics)
     add_json_fallbacks(app, openai.dialect, anthropic.dialect)  # keep last: after every route
     return app
