@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ _log = logging.getLogger("turnout.gateway")
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no"}
+# A client's own request id is kept when it could not smuggle anything into a header or a
+# log line: bounded, and from an alphabet without spaces, quotes or control characters.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 
 
 @dataclass(slots=True)
@@ -43,12 +47,13 @@ class ChatHandler:
     async def handle(self, http: web.Request) -> web.StreamResponse:
         """The route handler. Registered as this bound coroutine method, not as the instance:
         aiohttp wraps non-coroutine callables in a deprecated (and slower) shim."""
+        request_id = self.request_id(http.headers)
         try:
             principal = self.keys.authenticate(http.headers)
             if principal is None:
                 raise AuthenticationFailed("Invalid or missing gateway API key.")
             request = self.dialect.decode_request(await self._read_json(http))
-            ctx = CallContext(self.request_ids(), principal=principal,
+            ctx = CallContext(request_id, principal=principal,
                               timeout_s=_client_timeout(http.headers))
             if request.stream:
                 # Errors before the first event still become a normal error response.
@@ -59,11 +64,12 @@ class ChatHandler:
                 return web.Response(body=body, content_type=_JSON,
                                     headers=_route_headers(outcome, ctx))
         except TurnoutError as error:
-            return self.error_response(error)
+            return self.error_response(error, request_id)
         except Exception:
             # A bug, not the client's fault: still answer in the client's dialect, not HTML.
             _log.exception("unexpected error serving %s", http.path)
-            return self.error_response(InternalError("Internal error in the gateway."))
+            return self.error_response(InternalError("Internal error in the gateway."),
+                                       request_id)
         return await self._stream(http, request, stream, ctx)
 
     async def _stream(
@@ -118,8 +124,20 @@ class ChatHandler:
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
 
-    def error_response(self, error: TurnoutError) -> web.Response:
+    def request_id(self, headers: Mapping[str, str]) -> str:
+        """The client's `x-request-id` when well-formed, else a new id (a malformed one is
+        not worth failing the request for)."""
+        given = headers.get("x-request-id")
+        if given is not None and _CLIENT_REQUEST_ID(given):
+            return given
+        return self.request_ids()
+
+    def error_response(self, error: TurnoutError, request_id: str | None = None
+                       ) -> web.Response:
+        """`error` in this dialect's shape, with `x-request-id` when one is given."""
         status, headers, body = self.dialect.encode_error(error)
+        if request_id is not None:
+            headers = {**headers, "x-request-id": request_id}
         return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON,
                             headers=headers)
 
