@@ -65,13 +65,11 @@ def _serve(config: str | None, host: str | None, port: int | None,
     from turnout.config import ConfigError, compile_config, load_config
     from turnout.engine.observe import Observer
     from turnout.gateway.app import create_gateway
-    from turnout.observability.logs import REQUEST_LOGGER, JsonLogObserver, configure_logging
+    from turnout.observability.logs import configure_logging, request_log_observer
 
     json_logs = log_format == "json"
     configure_logging(logging.INFO, json=json_logs)
-    observers: list[Observer] = []
-    if json_logs:
-        observers.append(JsonLogObserver(logging.getLogger(REQUEST_LOGGER)))
+    observers: list[Observer] = [request_log_observer(json=json_logs)]
     try:
         runtime = compile_config(load_config(config, os.environ), os.environ)
     except ConfigError as error:
