@@ -60,11 +60,10 @@ def is_loopback(host: str) -> bool:
 
 def _serve(config: str | None, host: str | None, port: int | None,
            log_format: str = "text") -> int:
-    from aiohttp import web
-
     from turnout.config import ConfigError, compile_config, load_config
     from turnout.engine.observe import Observer
     from turnout.gateway.app import create_gateway
+    from turnout.gateway.serve import run_gateway
     from turnout.observability.logs import configure_logging, request_log_observer
 
     json_logs = log_format == "json"
@@ -94,9 +93,8 @@ def _serve(config: str | None, host: str | None, port: int | None,
     gc.freeze()
     print(f"turnout: serving {len(runtime.routes)} models on http://{bind}:{bind_port} "
           f"(OpenAI: /v1/chat/completions, Anthropic: /v1/messages)", file=sys.stderr)
-    # handler_cancellation: a client that disconnects cancels its upstream call.
-    web.run_app(app, host=bind, port=bind_port, access_log=None, print=None,
-                handler_cancellation=True, shutdown_timeout=5)
+    # Until SIGTERM or SIGINT, then a drain of what is in flight (see gateway/drain.py).
+    run_gateway(app, bind, bind_port, drain_timeout_s=runtime.server.drain_timeout_s)
     return 0
 
 

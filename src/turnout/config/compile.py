@@ -127,7 +127,8 @@ def _server_settings(
             problems.append(f"{format_path(['server', 'metrics_key'])}: {exc}")
     return ServerSettings(host=s.host, port=s.port, max_body_bytes=s.max_body_bytes,
                           gateway_keys=frozenset(keys), request_timeout_s=s.request_timeout_s,
-                          metrics_key=metrics_key, public_metrics=s.public_metrics)
+                          metrics_key=metrics_key, public_metrics=s.public_metrics,
+                          drain_timeout_s=s.drain_timeout_s)
 
 
 def _endpoint(

@@ -31,6 +31,8 @@ class ServerSettings:
     """The key for `/metrics` and `/readyz` details; None: the gateway keys open them."""
     public_metrics: bool = False
     """`/metrics` and `/readyz` details need no key at all."""
+    drain_timeout_s: float = 25.0
+    """How long a shutdown waits for requests in flight."""
 
 
 @dataclass(frozen=True, slots=True)

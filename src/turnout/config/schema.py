@@ -48,6 +48,10 @@ class ServerConfig(BaseModel):
     public_metrics: bool = False
     """Serve `/metrics` and `/readyz` details without any key (a private network's
     scraper)."""
+    drain_timeout_s: float = Field(25.0, ge=0)
+    """On SIGTERM or SIGINT, how long requests in flight may take to finish; then streams
+    end with the dialect's error event and unanswered requests get 503. The default ends
+    the drain inside Kubernetes' default 30 s grace period, before its SIGKILL."""
 
 
 class _RemoteProvider(BaseModel):

@@ -6,7 +6,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 
-from turnout.core.errors import Attempt
+from turnout.core.errors import Attempt, TurnoutError
 
 
 class RequestIds:
@@ -38,3 +38,7 @@ class CallContext:
     timeout_s: float | None = None
     """The client's own overall deadline (may only shorten the route's)."""
     attempts: list[Attempt] = field(default_factory=list)
+    abort: TurnoutError | None = None
+    """Set by whoever cancels the call on purpose (the gateway's shutdown drain) before
+    cancelling it, so that the call is reported with this error, not as the client
+    leaving."""

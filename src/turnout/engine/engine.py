@@ -107,6 +107,10 @@ class Engine:
             if self.observers:
                 self._request_event(ctx, request, started, error=error)
             raise
+        except asyncio.CancelledError:
+            if ctx.abort is not None and self.observers:
+                self._request_event(ctx, request, started, error=ctx.abort)
+            raise
         if self.observers:
             self._request_event(ctx, request, started, outcome=success.value,
                                 usage=success.value.response.usage)
@@ -138,6 +142,10 @@ class Engine:
         except TurnoutError as error:
             if self.observers:
                 self._request_event(ctx, request, started, error=error)
+            raise
+        except asyncio.CancelledError:
+            if ctx.abort is not None and self.observers:
+                self._request_event(ctx, request, started, error=ctx.abort)
             raise
         deployment = success.candidate.deployment
 
@@ -181,6 +189,8 @@ class Engine:
             raise
         finally:
             await batches.aclose()
+            if isinstance(error, ClientClosed) and ctx.abort is not None:
+                error = ctx.abort  # cut on purpose (a shutdown), not by the client
             self._request_event(ctx, request, started, outcome=outcome, error=error,
                                 usage=usage, ttft_s=ttft_s)
 

@@ -11,6 +11,7 @@ from turnout.dialects.registry import get_dialect
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
 from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.drain import DRAIN, Drain
 from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, models_payload
 from turnout.gateway.probes import MonitoringAccess, Probes
@@ -39,9 +40,11 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[ENGINE] = engine
     app[METRICS] = metrics
-    openai = ChatHandler(get_dialect("openai_chat"), engine, keys, settings.max_body_bytes)
+    drain = app[DRAIN] = Drain()
+    openai = ChatHandler(get_dialect("openai_chat"), engine, keys, settings.max_body_bytes,
+                         drain=drain)
     anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, keys,
-                            settings.max_body_bytes)
+                            settings.max_body_bytes, drain=drain)
 
     async def list_models(request: web.Request) -> web.Response:
         is_anthropic = "anthropic-version" in request.headers
@@ -54,7 +57,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         return web.Response(body=body, content_type="application/json")
 
     probes = Probes(engine, MonitoringAccess(settings), metrics_handler(metrics.registry),
-                    openai.dialect)
+                    openai.dialect, drain)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await engine.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -24,6 +26,7 @@ from turnout.engine.context import CallContext, RequestIds
 from turnout.engine.engine import Engine
 from turnout.engine.outcome import Outcome, StreamOutcome
 from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.drain import Drain, Ticket, shutting_down
 
 _log = logging.getLogger("turnout.gateway")
 _JSON = "application/json"
@@ -43,18 +46,30 @@ class ChatHandler:
     keys: GatewayKeys
     max_body_bytes: int
     request_ids: RequestIds = field(default_factory=RequestIds)
+    drain: Drain = field(default_factory=Drain)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         """The route handler. Registered as this bound coroutine method, not as the instance:
         aiohttp wraps non-coroutine callables in a deprecated (and slower) shim."""
         request_id = self.request_id(http.headers)
+        drain = self.drain
+        if drain.draining:
+            return self._shutdown_response(request_id)
+        ticket = drain.enter()
+        try:
+            return await self._serve(http, request_id, ticket)
+        finally:
+            drain.leave(ticket)
+
+    async def _serve(self, http: web.Request, request_id: str,
+                     ticket: Ticket) -> web.StreamResponse:
         try:
             principal = self.keys.authenticate(http.headers)
             if principal is None:
                 raise AuthenticationFailed("Invalid or missing gateway API key.")
             request = self.dialect.decode_request(await self._read_json(http))
-            ctx = CallContext(request_id, principal=principal,
-                              timeout_s=_client_timeout(http.headers))
+            ctx = ticket.ctx = CallContext(request_id, principal=principal,
+                                           timeout_s=_client_timeout(http.headers))
             if request.stream:
                 # Errors before the first event still become a normal error response.
                 stream = await self.engine.stream(request, ctx)
@@ -70,14 +85,18 @@ class ChatHandler:
             _log.exception("unexpected error serving %s", http.path)
             return self.error_response(InternalError("Internal error in the gateway."),
                                        request_id)
-        return await self._stream(http, request, stream, ctx)
+        except asyncio.CancelledError:
+            if not ticket.absorb_cancel():
+                raise  # the client went away
+            # The shutdown's drain deadline passed before an answer: say so, with a 503.
+            return self._shutdown_response(request_id)
+        return await self._stream(http, request, stream, ctx, ticket)
 
-    async def _stream(
-        self, http: web.Request, request: ChatRequest, outcome: StreamOutcome, ctx: CallContext
-    ) -> web.StreamResponse:
+    async def _stream(self, http: web.Request, request: ChatRequest, outcome: StreamOutcome,
+                      ctx: CallContext, ticket: Ticket) -> web.StreamResponse:
         response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
+        encoder = self.dialect.stream_encoder(request)
         try:
-            encoder = self.dialect.stream_encoder(request)
             encode = encoder.encode
             await response.prepare(http)
             try:
@@ -104,6 +123,16 @@ class ChatHandler:
             # The client went away (before or during the stream): nothing more can be sent.
             # Closing the batches (below) cancels the upstream call.
             pass
+        except asyncio.CancelledError:
+            if not ticket.absorb_cancel():
+                raise  # the client went away
+            if not response.prepared:  # cut while the headers were being sent
+                return self._shutdown_response(ctx.request_id)
+            # The shutdown's drain deadline passed mid-stream: end it as any failure after
+            # the first byte ends, with the dialect's terminal error event.
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(encoder.encode_error(shutting_down()))
+                await response.write_eof()
         finally:
             await outcome.batches.aclose()
         return response
@@ -131,6 +160,12 @@ class ChatHandler:
         if given is not None and _CLIENT_REQUEST_ID(given):
             return given
         return self.request_ids()
+
+    def _shutdown_response(self, request_id: str) -> web.Response:
+        """The dialect's 503 for a request a shutdown refuses or cuts."""
+        response = self.error_response(shutting_down(), request_id)
+        response.force_close()  # the client's next request should reach another replica
+        return response
 
     def error_response(self, error: TurnoutError, request_id: str | None = None
                        ) -> web.Response:

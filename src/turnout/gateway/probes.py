@@ -19,6 +19,7 @@ from turnout.core.errors import AuthenticationFailed
 from turnout.dialects.base import Dialect
 from turnout.engine.engine import Engine
 from turnout.gateway.auth import GatewayKeys
+from turnout.gateway.drain import Drain
 from turnout.observability.handler import MetricsHandler
 
 _JSON = "application/json"
@@ -49,29 +50,33 @@ class MonitoringAccess:
 class Probes:
     """The `/healthz`, `/readyz` and `/metrics` handlers of one gateway."""
 
-    __slots__ = ("_access", "_dialect", "_engine", "_metrics")
+    __slots__ = ("_access", "_dialect", "_drain", "_engine", "_metrics")
 
     def __init__(self, engine: Engine, access: MonitoringAccess, metrics: MetricsHandler,
-                 dialect: Dialect) -> None:
+                 dialect: Dialect, drain: Drain) -> None:
         self._engine = engine
+        self._drain = drain
         self._access = access
         self._metrics = metrics
         self._dialect = dialect
         """The error shape of a refused `/metrics` (OpenAI's: what most tools parse)."""
 
     async def healthz(self, _: web.Request) -> web.Response:
-        """Liveness: the process answers. Says nothing else, to anyone."""
+        """Liveness: the process answers. Says nothing else, to anyone; stays 200 while
+        draining (restarting a draining process would cut what the drain protects)."""
         return web.Response(body=_HEALTHY, content_type=_JSON)
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """Readiness: 200 or 503 for everyone; the components only for monitoring."""
+        """Readiness: 200 or 503 (also while draining) for everyone; the components only
+        for monitoring."""
         components = self._engine.readiness()
         failed = any(status.startswith("failed") for status in components.values())
-        body: dict[str, object] = {"status": "unavailable" if failed else "ready"}
+        status = "draining" if self._drain.draining else "unavailable" if failed else "ready"
+        body: dict[str, object] = {"status": status}
         if self._access.allows(request.headers):
             body["components"] = components
-        return web.Response(status=503 if failed else 200, body=orjson.dumps(body),
-                            content_type=_JSON)
+        return web.Response(status=200 if status == "ready" else 503,
+                            body=orjson.dumps(body), content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         """Prometheus metrics, for monitoring only."""
