@@ -63,6 +63,7 @@ def _serve(config: str | None, host: str | None, port: int | None,
     from turnout.config import ConfigError, compile_config, load_config
     from turnout.engine.observe import Observer
     from turnout.gateway.app import create_gateway
+    from turnout.gateway.key_strength import weak_keys_problem
     from turnout.gateway.serve import run_gateway
     from turnout.observability.logs import configure_logging, request_log_observer
 
@@ -84,6 +85,12 @@ def _serve(config: str | None, host: str | None, port: int | None,
             return 2
         print("turnout: no gateway key configured: accepting unauthenticated requests on "
               "loopback only", file=sys.stderr)
+    weak = weak_keys_problem(runtime.server)
+    if weak is not None:
+        if not is_loopback(bind):
+            print(f"turnout: refusing to listen on {bind} with {weak}", file=sys.stderr)
+            return 2
+        print(f"turnout: warning (accepted on loopback only): {weak}", file=sys.stderr)
     _install_uvloop()
     app = create_gateway(runtime, observers=observers)
     # Move everything imported and built so far out of the collector's reach: full
