@@ -104,18 +104,16 @@ def is_loopback(host: str) -> bool:
 
 def _serve(config: str | None, host: str | None, port: int | None,
            log_format: str = "text") -> int:
-    from aiohttp import web
-
     from turnout.config import ConfigError, compile_config, load_config
     from turnout.engine.observe import Observer
     from turnout.gateway.app import create_gateway
-    from turnout.observability.logs import REQUEST_LOGGER, JsonLogObserver, configure_logging
+    from turnout.gateway.key_strength import weak_keys_problem
+    from turnout.gateway.serve import run_gateway
+    from turnout.observability.logs import configure_logging, request_log_observer
 
     json_logs = log_format == "json"
     configure_logging(logging.INFO, json=json_logs)
-    observers: list[Observer] = []
-    if json_logs:
-        observers.append(JsonLogObserver(logging.getLogger(REQUEST_LOGGER)))
+    observers: list[Observer] = [request_log_observer(json=json_logs)]
     try:
         runtime = compile_config(load_config(config, os.environ), os.environ)
     except ConfigError as error:
@@ -131,6 +129,12 @@ def _serve(config: str | None, host: str | None, port: int | None,
             return 2
         print("turnout: no gateway key configured: accepting unauthenticated requests on "
               "loopback only", file=sys.stderr)
+    weak = weak_keys_problem(runtime.server)
+    if weak is not None:
+        if not is_loopback(bind):
+            print(f"turnout: refusing to listen on {bind} with {weak}", file=sys.stderr)
+            return 2
+        print(f"turnout: warning (accepted on loopback only): {weak}", file=sys.stderr)
     _install_uvloop()
     app = create_gateway(runtime, observers=observers)
     # Move everything imported and built so far out of the collector's reach: full
@@ -141,9 +145,8 @@ def _serve(config: str | None, host: str | None, port: int | None,
     print(f"turnout: {runtime.describe_routes(config)}", file=sys.stderr)
     print(f"turnout: serving {len(runtime.routes)} models on http://{bind}:{bind_port} "
           f"(OpenAI: /v1/chat/completions, Anthropic: /v1/messages)", file=sys.stderr)
-    # handler_cancellation: a client that disconnects cancels its upstream call.
-    web.run_app(app, host=bind, port=bind_port, access_log=None, print=None,
-                handler_cancellation=True, shutdown_timeout=5)
+    # Until SIGTERM or SIGINT, then a drain of what is in flight (see gateway/drain.py).
+    run_gateway(app, bind, bind_port, drain_timeout_s=runtime.server.drain_timeout_s)
     return 0
 
 

@@ -23,6 +23,9 @@ ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error",
 # OpenAI's `error.type` values for the statuses clients branch on.
 OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error",
                404: "not_found_error", 429: "rate_limit_error"}
+SHUTDOWN_STATUS = {"openai": 503, "anthropic": 529}
+"""The dialect's 503 for requests a shutdown refuses or cuts: Anthropic reports every
+overload, 503 included, as its 529."""
 
 
 @dataclass
@@ -96,3 +99,26 @@ async def assert_healthy(gw: Gateway, client: Client,
         assert reply.body["choices"][0]["message"]["content"].endswith("hello there")
     else:
         assert reply.body["content"][0]["text"].endswith("hello there")
+
+
+def last_event(client: Client, body: bytes) -> dict[str, Any]:
+    """The final SSE event of a stream's `body`, which must be the dialect's error event
+    (OpenAI: a `data:` line with no `[DONE]` anywhere; Anthropic: `event: error`)."""
+    *_, last = body.strip().split(b"\n\n")
+    if client == "openai":
+        assert last.startswith(b"data: ") and b"[DONE]" not in body
+        return dict(orjson.loads(last.removeprefix(b"data: ")))
+    kind, data = last.split(b"\n")
+    assert kind == b"event: error"
+    return dict(orjson.loads(data.removeprefix(b"data: ")))
+
+
+def assert_shutdown_event(client: Client, event: dict[str, Any]) -> None:
+    """`event` is the dialect's error event for a stream a shutdown cut."""
+    if client == "openai":
+        assert event["error"]["code"] == "service_unavailable"
+        assert event["error"]["type"] == "server_error"
+    else:
+        assert event["type"] == "error"
+        assert event["error"]["type"] == "overloaded_error"
+    assert "shutting down" in event["error"]["message"]

@@ -22,6 +22,7 @@ from aiohttp import web
 from turnout.config import compile_config, validate_config
 from turnout.config.runtime import RuntimeConfig
 from turnout.engine.engine import Engine
+from turnout.engine.observe import AttemptEvent, FailoverEvent, RequestEvent
 from turnout.gateway.app import ENGINE, create_gateway
 from turnout.sim.server import RunningSimulator
 
@@ -124,6 +125,28 @@ async def serve(runtime: RuntimeConfig, stack: AsyncExitStack, *,
     stack.push_async_callback(ant.close)
     return Gateway(url=url, app=app, runtime=runtime, http=http, openai=oai, anthropic=ant,
                    client_key=client_key)
+
+
+class RequestRecorder:
+    """An engine observer keeping every request event: `RequestRecorder.on(gateway)`."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestEvent] = []
+
+    @classmethod
+    def on(cls, gw: Gateway) -> RequestRecorder:
+        recorder = cls()
+        gw.engine.observers.add(recorder)
+        return recorder
+
+    def on_attempt(self, event: AttemptEvent) -> None:
+        pass
+
+    def on_failover(self, event: FailoverEvent) -> None:
+        pass
+
+    def on_request(self, event: RequestEvent) -> None:
+        self.requests.append(event)
 
 
 MakeGateway = Callable[..., Awaitable[Gateway]]

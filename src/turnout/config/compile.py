@@ -141,8 +141,16 @@ def _server_settings(
             problems.append(f"{format_path(['server', 'gateway_keys', i])}: {exc}")
     keys.update(k.strip() for k in environ.get(GATEWAY_KEYS_ENV, "").split(",") if k.strip())
     s = config.server
+    metrics_key: str | None = None
+    if s.metrics_key is not None:
+        try:
+            metrics_key = s.metrics_key.resolve(environ)
+        except SecretError as exc:
+            problems.append(f"{format_path(['server', 'metrics_key'])}: {exc}")
     return ServerSettings(host=s.host, port=s.port, max_body_bytes=s.max_body_bytes,
-                          gateway_keys=frozenset(keys), request_timeout_s=s.request_timeout_s)
+                          gateway_keys=frozenset(keys), request_timeout_s=s.request_timeout_s,
+                          metrics_key=metrics_key, public_metrics=s.public_metrics,
+                          drain_timeout_s=s.drain_timeout_s)
 
 
 def _endpoint(

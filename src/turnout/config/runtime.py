@@ -28,6 +28,12 @@ class ServerSettings:
     gateway_keys: frozenset[str] = frozenset()
     """Accepted client keys; empty means the gateway does not authenticate clients."""
     request_timeout_s: float | None = None
+    metrics_key: str | None = None
+    """The key for `/metrics` and `/readyz` details; None: the gateway keys open them."""
+    public_metrics: bool = False
+    """`/metrics` and `/readyz` details need no key at all."""
+    drain_timeout_s: float = 25.0
+    """How long a shutdown waits for requests in flight."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,15 @@ class ServerConfig(BaseModel):
     No keys at all means the gateway does not authenticate clients."""
     request_timeout_s: float | None = Field(None, gt=0)
     """Hard cap on one HTTP request; `null` leaves it to the route's `timeouts.total_s`."""
+    metrics_key: SecretRef | None = None
+    """The key `/metrics` and `/readyz` details ask for; `null`: the gateway keys do."""
+    public_metrics: bool = False
+    """Serve `/metrics` and `/readyz` details without any key (a private network's
+    scraper)."""
+    drain_timeout_s: float = Field(25.0, ge=0)
+    """On SIGTERM or SIGINT, how long requests in flight may take to finish; then streams
+    end with the dialect's error event and unanswered requests get 503. The default ends
+    the drain inside Kubernetes' default 30 s grace period, before its SIGKILL."""
 
 
 class _RemoteProvider(BaseModel):

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from turnout.core.errors import Attempt
+from turnout.core.errors import Attempt, TurnoutError
 
 
 class RequestIds:
@@ -46,3 +46,7 @@ class CallContext:
     timeout_s: float | None = None
     """The client's own overall deadline (may only shorten the route's)."""
     attempts: list[Attempt] = field(default_factory=list)
+    abort: TurnoutError | None = None
+    """Set by whoever cancels the call on purpose (the gateway's shutdown drain) before
+    cancelling it, so that the call is reported with this error, not as the client
+    leaving."""

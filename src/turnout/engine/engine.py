@@ -263,6 +263,8 @@ class Engine:
     ) -> None:
         """The call is over: the pipeline's `on_end` hooks, then the request event."""
         deployment = served.deployment if isinstance(served, ChatOutcome) else served
+        if isinstance(error, ClientClosed) and call.ctx.abort is not None:
+            error = call.ctx.abort  # cut on purpose (a shutdown's deadline), not by the client
         latency = self.state.clock.monotonic() - started
         if pipeline.end:
             await pipeline.finish(call, CallEnd(deployment, usage, error, latency))
@@ -274,7 +276,8 @@ class Engine:
                 latency_s=latency,
                 attempts=sum(1 for a in ctx.attempts if a.outcome != "skipped"),
                 deployment=deployment.id if deployment else None,
-                error_code=error.code if error else None, ttft_s=ttft_s, usage=usage))
+                error_code=error.code if error else None, ttft_s=ttft_s,
+                usage=usage if deployment is not None else None))
 
     def _dispose_stream(self, stream: PeekedStream) -> None:
         """A hedge that answered but lost the race: drop its connection."""

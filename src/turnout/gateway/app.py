@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-import orjson
 from aiohttp import web
 
 from turnout.config.runtime import RuntimeConfig
@@ -14,8 +13,10 @@ from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
 from turnout.gateway.auth import presented_key
+from turnout.gateway.drain import DRAIN, Drain
 from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, model_payload, models_payload
+from turnout.gateway.probes import MonitoringAccess, Probes
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
 
@@ -40,8 +41,11 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[ENGINE] = engine
     app[METRICS] = metrics
-    openai = ChatHandler(get_dialect("openai_chat"), engine, settings.max_body_bytes)
-    anthropic = ChatHandler(get_dialect("anthropic_messages"), engine, settings.max_body_bytes)
+    drain = app[DRAIN] = Drain()
+    openai = ChatHandler(get_dialect("openai_chat"), engine, settings.max_body_bytes,
+                         drain=drain)
+    anthropic = ChatHandler(get_dialect("anthropic_messages"), engine,
+                            settings.max_body_bytes, drain=drain)
 
     async def list_models(request: web.Request) -> web.Response:
         is_anthropic = "anthropic-version" in request.headers
@@ -70,15 +74,8 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         body = model_payload(alias, handler is anthropic)
         return web.Response(body=body, content_type="application/json")
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def readyz(_: web.Request) -> web.Response:
-        components = engine.readiness()
-        failed = any(status.startswith("failed") for status in components.values())
-        body = {"status": "unavailable" if failed else "ready", "components": components}
-        return web.Response(status=503 if failed else 200, body=orjson.dumps(body),
-                            content_type="application/json")
+    probes = Probes(engine, MonitoringAccess(settings), metrics_handler(metrics.registry),
+                    openai.dialect, drain)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await engine.start()
@@ -92,8 +89,8 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_get("/v1/models", list_models)
     # `.+`: aliases may hold slashes (`openai/gpt-4o`), sent raw or as %2F.
     app.router.add_get("/v1/models/{model_id:.+}", retrieve_model)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    app.router.add_get("/healthz", probes.healthz)
+    app.router.add_get("/readyz", probes.readyz)
+    app.router.add_get("/metrics", probes.metrics)
     add_json_fallbacks(app, openai.dialect, anthropic.dialect)  # keep last: after every route
     return app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,11 +25,15 @@ from turnout.engine.context import CallContext, RequestIds
 from turnout.engine.engine import Engine
 from turnout.engine.outcome import Outcome, StreamOutcome
 from turnout.gateway.auth import presented_key
+from turnout.gateway.drain import Drain, Ticket, shutting_down
 
 _log = logging.getLogger("turnout.gateway")
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no"}
+# A client's own request id is kept when it could not smuggle anything into a header or a
+# log line: bounded, and from an alphabet without spaces, quotes or control characters.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 
 
 @dataclass(slots=True)
@@ -37,12 +44,25 @@ class ChatHandler:
     engine: Engine
     max_body_bytes: int
     request_ids: RequestIds = field(default_factory=RequestIds)
+    drain: Drain = field(default_factory=Drain)
 
     async def handle(self, http: web.Request) -> web.StreamResponse:
         """The route handler. Registered as this bound coroutine method, not as the instance:
         aiohttp wraps non-coroutine callables in a deprecated (and slower) shim."""
-        ctx = CallContext(self.request_ids(), credential=presented_key(http.headers),
-                          caller="http")
+        request_id = self.request_id(http.headers)
+        drain = self.drain
+        if drain.draining:
+            return self._shutdown_response(request_id)
+        ticket = drain.enter()
+        try:
+            return await self._serve(http, request_id, ticket)
+        finally:
+            drain.leave(ticket)
+
+    async def _serve(self, http: web.Request, request_id: str,
+                     ticket: Ticket) -> web.StreamResponse:
+        ctx = ticket.ctx = CallContext(request_id, credential=presented_key(http.headers),
+                                       caller="http")
         try:
             # Authenticated on the headers alone, before the body is read.
             await self.engine.authenticate(ctx)
@@ -57,19 +77,24 @@ class ChatHandler:
                 return web.Response(body=body, content_type=_JSON,
                                     headers=_route_headers(outcome, ctx))
         except TurnoutError as error:
-            return self.error_response(error)
+            return self.error_response(error, request_id)
         except Exception:
             # A bug, not the client's fault: still answer in the client's dialect, not HTML.
             _log.exception("unexpected error serving %s", http.path)
-            return self.error_response(InternalError("Internal error in the gateway."))
-        return await self._stream(http, request, stream, ctx)
+            return self.error_response(InternalError("Internal error in the gateway."),
+                                       request_id)
+        except asyncio.CancelledError:
+            if not ticket.absorb_cancel():
+                raise  # the client went away
+            # The shutdown's drain deadline passed before an answer: say so, with a 503.
+            return self._shutdown_response(request_id)
+        return await self._stream(http, request, stream, ctx, ticket)
 
-    async def _stream(
-        self, http: web.Request, request: ChatRequest, outcome: StreamOutcome, ctx: CallContext
-    ) -> web.StreamResponse:
+    async def _stream(self, http: web.Request, request: ChatRequest, outcome: StreamOutcome,
+                      ctx: CallContext, ticket: Ticket) -> web.StreamResponse:
         response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(outcome, ctx)})
+        encoder = self.dialect.stream_encoder(request)
         try:
-            encoder = self.dialect.stream_encoder(request)
             encode = encoder.encode
             await response.prepare(http)
             try:
@@ -96,6 +121,16 @@ class ChatHandler:
             # The client went away (before or during the stream): nothing more can be sent.
             # Closing the batches (below) cancels the upstream call.
             pass
+        except asyncio.CancelledError:
+            if not ticket.absorb_cancel():
+                raise  # the client went away
+            if not response.prepared:  # cut while the headers were being sent
+                return self._shutdown_response(ctx.request_id)
+            # The shutdown's drain deadline passed mid-stream: end it as any failure after
+            # the first byte ends, with the dialect's terminal error event.
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(encoder.encode_error(shutting_down()))
+                await response.write_eof()
         finally:
             await outcome.batches.aclose()
         return response
@@ -116,8 +151,26 @@ class ChatHandler:
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest(_json_problem(exc)) from None
 
-    def error_response(self, error: TurnoutError) -> web.Response:
+    def request_id(self, headers: Mapping[str, str]) -> str:
+        """The client's `x-request-id` when well-formed, else a new id (a malformed one is
+        not worth failing the request for)."""
+        given = headers.get("x-request-id")
+        if given is not None and _CLIENT_REQUEST_ID(given):
+            return given
+        return self.request_ids()
+
+    def _shutdown_response(self, request_id: str) -> web.Response:
+        """The dialect's 503 for a request a shutdown refuses or cuts."""
+        response = self.error_response(shutting_down(), request_id)
+        response.force_close()  # the client's next request should reach another replica
+        return response
+
+    def error_response(self, error: TurnoutError, request_id: str | None = None
+                       ) -> web.Response:
+        """`error` in this dialect's shape, with `x-request-id` when one is given."""
         status, headers, body = self.dialect.encode_error(error)
+        if request_id is not None:
+            headers = {**headers, "x-request-id": request_id}
         return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON,
                             headers=headers)
 

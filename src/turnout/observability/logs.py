@@ -1,4 +1,4 @@
-"""Structured JSON logs: one line per finished request, one per failover.
+"""Request logs: one line per finished request, one per failover, as JSON or as text.
 
 Lines carry identifiers, timings, status and token counts, never payloads: no prompt, no
 completion, no tool arguments and no error message (upstream messages may quote the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import orjson
 from turnout.engine.observe import AttemptEvent, FailoverEvent, RequestEvent
 
 REQUEST_LOGGER = "turnout.requests"
-"""The logger the CLI gives `JsonLogObserver` in `--log-format json` mode."""
+"""The logger `turnout serve` logs requests and failovers on (`request_log_observer`)."""
 
 _LEVELS = {logging.INFO: "info", logging.WARNING: "warning"}
 
@@ -55,6 +56,38 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 3)
 
 
+def request_fields(event: RequestEvent) -> dict[str, Any]:
+    """The fields of a request line (`event` first), without `ts` and `level`."""
+    usage = event.usage
+    return {
+        "event": "request",
+        "request_id": event.request_id,
+        "route": event.route,
+        "principal": event.principal,
+        "stream": event.stream,
+        "status": event.status,
+        "latency_ms": _ms(event.latency_s),
+        "ttft_ms": _ms(event.ttft_s),
+        "attempts": event.attempts,
+        "deployment": event.deployment,
+        "error_code": event.error_code,
+        "tokens_in": usage.input_tokens if usage is not None else None,
+        "tokens_out": usage.output_tokens if usage is not None else None,
+    }
+
+
+def failover_fields(event: FailoverEvent) -> dict[str, Any]:
+    """The fields of a failover line (`event` first), without `ts` and `level`."""
+    return {
+        "event": "failover",
+        "request_id": event.request_id,
+        "route": event.route,
+        "from_deployment": event.from_deployment,
+        "to_deployment": event.to_deployment,
+        "reason": event.reason,
+    }
+
+
 class JsonLogObserver:
     """An engine `Observer` writing one JSON object per line.
 
@@ -74,32 +107,10 @@ class JsonLogObserver:
         """Attempts are summed up in the request line (`attempts`) and the metrics."""
 
     def on_failover(self, event: FailoverEvent) -> None:
-        self._emit(logging.WARNING, {
-            "event": "failover",
-            "request_id": event.request_id,
-            "route": event.route,
-            "from_deployment": event.from_deployment,
-            "to_deployment": event.to_deployment,
-            "reason": event.reason,
-        })
+        self._emit(logging.WARNING, failover_fields(event))
 
     def on_request(self, event: RequestEvent) -> None:
-        usage = event.usage
-        self._emit(logging.INFO, {
-            "event": "request",
-            "request_id": event.request_id,
-            "route": event.route,
-            "principal": event.principal,
-            "stream": event.stream,
-            "status": event.status,
-            "latency_ms": _ms(event.latency_s),
-            "ttft_ms": _ms(event.ttft_s),
-            "attempts": event.attempts,
-            "deployment": event.deployment,
-            "error_code": event.error_code,
-            "tokens_in": usage.input_tokens if usage is not None else None,
-            "tokens_out": usage.output_tokens if usage is not None else None,
-        })
+        self._emit(logging.INFO, request_fields(event))
 
     def _emit(self, level: int, fields: dict[str, Any]) -> None:
         target = self._target
@@ -118,6 +129,72 @@ class JsonLogObserver:
         line = {"ts": self._timestamps(self._wall_clock()),
                 "level": _LEVELS[level], **fields}
         return orjson.dumps(line).decode()
+
+
+_BARE = re.compile(r"[A-Za-z0-9._:/@+-]{1,128}").fullmatch
+"""Values written unquoted in text lines; anything else (a client's model name may hold
+spaces, quotes or newlines) is quoted and escaped, so one event stays one line."""
+_MAX_TEXT = 128
+_TEXT_REQUEST = ("request_id", "route", "deployment", "status", "attempts", "latency_ms",
+                 "tokens_in", "tokens_out", "stream")
+_TEXT_OPTIONAL = ("ttft_ms", "error_code")
+_TEXT_FAILOVER = ("request_id", "route", "from_deployment", "to_deployment", "reason")
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    if _BARE(text):
+        return text
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + "..."
+    return orjson.dumps(text).decode()
+
+
+class TextLogObserver:
+    """An engine `Observer` writing one short `key=value` line per request and failover,
+    for people reading a terminal: the same identifiers, status, timings and token counts
+    as `JsonLogObserver` (and, like it, never a payload), without the timestamp and the
+    principal. `target`: a `logging.Logger` (INFO for requests, WARNING for failovers) or
+    a text stream."""
+
+    def __init__(self, target: TextIO | logging.Logger | None = None) -> None:
+        self._target = target if target is not None else sys.stderr
+
+    def on_attempt(self, event: AttemptEvent) -> None:
+        """Attempts are summed up in the request line (`attempts`)."""
+
+    def on_failover(self, event: FailoverEvent) -> None:
+        self._emit(logging.WARNING, "failover", failover_fields(event), _TEXT_FAILOVER)
+
+    def on_request(self, event: RequestEvent) -> None:
+        fields = request_fields(event)
+        keys = _TEXT_REQUEST + tuple(k for k in _TEXT_OPTIONAL if fields[k] is not None)
+        self._emit(logging.INFO, "request", fields, keys)
+
+    def _emit(self, level: int, kind: str, fields: dict[str, Any],
+              keys: tuple[str, ...]) -> None:
+        target = self._target
+        if isinstance(target, logging.Logger) and not target.isEnabledFor(level):
+            return
+        line = " ".join([kind, *(f"{key}={_text_value(fields[key])}" for key in keys)])
+        if isinstance(target, logging.Logger):
+            target.log(level, line)
+            return
+        with contextlib.suppress(OSError, ValueError):  # observers must not raise
+            target.write(line + "\n")
+
+
+def request_log_observer(json: bool) -> JsonLogObserver | TextLogObserver:
+    """The observer `turnout serve` logs requests and failovers with, on `REQUEST_LOGGER`:
+    JSON lines (`--log-format json`) or text lines."""
+    logger = logging.getLogger(REQUEST_LOGGER)
+    return JsonLogObserver(logger) if json else TextLogObserver(logger)
 
 
 class JsonFormatter(logging.Formatter):
