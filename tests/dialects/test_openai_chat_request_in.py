@@ -306,3 +306,64 @@ def test_unsupported_features_name_the_param(extra: dict[str, Any], param: str) 
     with pytest.raises(UnsupportedFeature) as info:
         DIALECT.decode_request(body)
     assert info.value.param == param
+
+
+NESTED = {"type": "object"}
+for _ in range(130):
+    NESTED = {"not": NESTED}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": OK_MESSAGES, **changes}
+
+
+def _tool(parameters: dict[str, Any]) -> dict[str, Any]:
+    return _with(tools=[{"type": "function", "function": {"name": "f", "parameters": parameters}}])
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (_with(max_tokens=2**64), "max_tokens", "integer above maximum value"),
+    (_with(max_tokens=1e20), "max_tokens", "Expected a value <= 2147483647"),
+    (_with(max_tokens=2**31), "max_tokens", "integer above maximum value"),
+    (_with(max_tokens=5.0), "max_tokens", "got a decimal number"),
+    (_with(max_completion_tokens=0.5), "max_completion_tokens", "got a decimal number"),
+    (_with(max_completion_tokens=-1e20), "max_completion_tokens", "integer below minimum"),
+    (_with(seed=2**63), "seed", "Expected a value <= 9223372036854775807"),
+    (_with(seed=-(2**63) - 1), "seed", "Expected a value >= -9223372036854775808"),
+    (_with(seed=float("inf")), "seed", "got a decimal number"),
+    (_with(n=1e20), "n", "Expected a value <= 128"),
+    (_with(n=1.0), "n", "got a decimal number"),
+    (_with(top_logprobs=21), "top_logprobs", "Expected a value <= 20"),
+    (_with(top_logprobs=-1), "top_logprobs", "integer below minimum"),
+    (_with(temperature=float("nan")), "temperature", "between 0 and 2"),
+    (_with(frequency_penalty=float("-inf")), "frequency_penalty", "between -2 and 2"),
+    (_with(presence_penalty=2**70), "presence_penalty", "between -2 and 2"),
+    (_tool({"type": "integer", "maximum": 2**70}), "tools[0].function.parameters.maximum",
+     "64-bit range"),
+    (_tool({"enum": [{1: "a"}]}), "tools[0].function.parameters.enum[0]", "keys must be"),
+    (_tool(NESTED), "tools[0].function.parameters" + ".not" * 128, "nested more than 128"),
+    (_with(response_format={"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {"default": {1, 2}}}}),
+     "response_format.json_schema.schema.default", "set is not a JSON value"),
+    (_with(metadata={1: "a"}), "metadata", "string keys"),
+])
+def test_numbers_and_carried_json_out_of_range(body: dict[str, Any], param: str,
+                                               words: str) -> None:
+    """Values only a Python caller (`turnout.Client`) can pass, and the JSON-parsed forms of
+    integers too large for 64 bits (floats), all answered as 400s naming the field."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert words in info.value.message, info.value.message
+
+
+def test_range_bounds_are_accepted() -> None:
+    request = DIALECT.decode_request(_with(max_tokens=2**31 - 1, seed=-(2**63), n=1,
+                                           temperature=2, top_p=0, frequency_penalty=-2))
+    assert (request.max_tokens, request.seed) == (2**31 - 1, -(2**63))
+    assert DIALECT.decode_request(_with(seed=2**63 - 1)).seed == 2**63 - 1
+    deepest = {"type": "object"}
+    for _ in range(127):  # 128 levels: the limit itself
+        deepest = {"not": deepest}
+    assert DIALECT.decode_request(_tool(deepest)).tools[0].parameters == deepest

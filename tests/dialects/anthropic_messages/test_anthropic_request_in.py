@@ -276,3 +276,42 @@ def test_registry_hands_out_this_dialect() -> None:
 
     assert get_dialect("anthropic_messages") is DIALECT
     assert DIALECT.name == "anthropic_messages"
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (_body(max_tokens=2**64), "max_tokens", "positive integer (at most 2147483647)"),
+    (_body(max_tokens=1e20), "max_tokens", "positive integer"),
+    (_body(max_tokens=2**31), "max_tokens", "at most 2147483647"),
+    (_body(max_tokens=5.0), "max_tokens", "positive integer"),
+    (_body(top_k=2**40), "top_k", "at most 2147483647"),
+    (_body(top_k=3.0), "top_k", "non-negative integer"),
+    (_body(temperature=float("nan")), "temperature", "between 0 and 1"),
+    (_body(top_p=2**70), "top_p", "between 0 and 1"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2**40}), "thinking.budget_tokens",
+     "at most 2147483647"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2048.0}), "thinking.budget_tokens",
+     "an integer >= 1024"),
+    (_body(tools=[{"name": "t", "input_schema": {"type": "integer", "maximum": 2**70}}]),
+     "tools.0.input_schema.maximum", "64-bit range"),
+    (_body(tools=[{"name": "t", "input_schema": {"enum": [{2: "x"}]}}]),
+     "tools.0.input_schema.enum.0", "keys must be strings"),
+    (_body(messages=[{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "n", "input": {"n": [2**70]}}]}]),
+     "messages.0.content.0.input.n.0", "64-bit range"),
+])
+def test_numbers_and_carried_json_out_of_range(body: dict[str, Any], param: str,
+                                               words: str) -> None:
+    """Values only a Python caller can pass, and the JSON-parsed forms of integers too large
+    for 64 bits (floats): 400s naming the field, never a crash while encoding upstream."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message.startswith(f"{param}: ")
+    assert words in info.value.message, info.value.message
+
+
+def test_integer_bounds_are_accepted() -> None:
+    request = DIALECT.decode_request(_body(max_tokens=2**31 - 1, top_k=0, thinking={
+        "type": "enabled", "budget_tokens": 2**31 - 1}))
+    assert (request.max_tokens, request.top_k) == (2**31 - 1, 0)

@@ -18,6 +18,7 @@ from turnout.core.request import Message
 from turnout.dialects.anthropic_messages.wire import (
     invalid,
     join,
+    need_data,
     need_list,
     need_object,
     need_str,
@@ -117,10 +118,9 @@ def _decode_block(
     if kind == "image":
         return decode_image(block, path)
     if kind == "tool_use":
-        tool_input = block.get("input")
-        if not isinstance(tool_input, dict):
-            raise invalid(join(path, "input"), "expected an object" if "input" in block
-                          else "Field required")
+        if "input" not in block:
+            raise invalid(join(path, "input"), "Field required")
+        tool_input = need_data(block["input"], join(path, "input"))
         return ToolCallPart(need_str(block, "id", path), need_str(block, "name", path),
                             orjson.dumps(tool_input).decode())
     if kind == "tool_result":

@@ -3,12 +3,14 @@ canonical `ChatRequest`.
 
 Accepted and ignored: `service_tier` (we route ourselves), `cache_control` anywhere (a cost
 hint), `thinking.display`. Known Anthropic features the canonical model cannot carry raise
-`UnsupportedFeature`; any other unknown key raises `InvalidRequest` naming it.
+`UnsupportedFeature`; any other unknown key raises `InvalidRequest` naming it. Integer
+fields take JSON integers only, token counts at most 2^31-1; carried JSON (tool schemas,
+`tool_use` inputs) must encode again (see `turnout.core.json_data`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import Part, TextPart
@@ -17,11 +19,12 @@ from turnout.dialects.anthropic_messages.content_in import decode_messages
 from turnout.dialects.anthropic_messages.wire import (
     invalid,
     join,
+    need_data,
     need_list,
     need_object,
     need_str,
 )
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import INT32_MAX, type_name
 
 _KNOWN_KEYS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
@@ -54,11 +57,9 @@ def decode_request(
     _check_keys(body)
     if model is None:
         model = need_str(body, "model", "")
-    max_tokens = body.get("max_tokens")
     if "max_tokens" not in body:
         raise invalid("max_tokens", "Field required")
-    if not _is_int(max_tokens) or max_tokens < 1:
-        raise invalid("max_tokens", f"expected a positive integer, got {max_tokens!r}")
+    max_tokens = _integer(body["max_tokens"], "max_tokens", 1, "a positive integer")
     if stream is None:
         stream = _optional_bool(body, "stream") or False
     tool_choice, parallel = _tool_choice(body.get("tool_choice"))
@@ -91,8 +92,13 @@ def _check_keys(body: dict[str, Any]) -> None:
         raise invalid(key, "Extra inputs are not permitted (unknown parameter)")
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integer(value: Any, path: str, low: int, what: str, high: int = INT32_MAX) -> int:
+    """An integer in [low, high] (`what` names the range). Only JSON integers: Anthropic's
+    API takes `5.0` for no integer field, and integers too large for 64 bits, which the JSON
+    parser turns into floats, are refused by the same rule."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid(path, f"expected {what} (at most {high}), got {value!r}")
+    return value
 
 
 def _optional_bool(body: dict[str, Any], key: str) -> bool | None:
@@ -114,11 +120,7 @@ def _unit_number(body: dict[str, Any], key: str) -> float | None:
 
 
 def _top_k(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not _is_int(value) or value < 0:
-        raise invalid("top_k", f"expected a non-negative integer, got {value!r}")
-    return int(value)
+    return None if value is None else _integer(value, "top_k", 0, "a non-negative integer")
 
 
 def _system(value: Any) -> list[Message]:
@@ -183,7 +185,7 @@ def _tools(value: Any) -> list[ToolDefinition]:
                           f"expected a string, got {type_name(description)}")
         if "input_schema" not in tool:
             raise invalid(join(path, "input_schema"), "Field required")
-        schema = need_object(tool["input_schema"], join(path, "input_schema"))
+        schema = need_data(tool["input_schema"], join(path, "input_schema"))
         strict = tool.get("strict")
         if strict is not None and not isinstance(strict, bool):
             raise invalid(join(path, "strict"), f"expected a boolean, got {type_name(strict)}")
@@ -218,8 +220,6 @@ def _thinking(value: Any) -> ThinkingConfig | None:
     if kind != "enabled":
         raise invalid("thinking.type",
                       f"expected 'enabled', 'adaptive' or 'disabled', got {kind!r}")
-    budget = thinking.get("budget_tokens")
-    if not _is_int(budget) or budget < MIN_THINKING_BUDGET:
-        raise invalid("thinking.budget_tokens",
-                      f"expected an integer >= {MIN_THINKING_BUDGET}, got {budget!r}")
+    budget = _integer(thinking.get("budget_tokens"), "thinking.budget_tokens",
+                      MIN_THINKING_BUDGET, f"an integer >= {MIN_THINKING_BUDGET}")
     return ThinkingConfig(enabled=True, budget_tokens=budget)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from turnout.core.errors import InvalidRequest, MalformedResponse
+from turnout.core.json_data import json_fault
 from turnout.core.response import FinishReason, Usage
 from turnout.dialects.json_types import type_name
 
@@ -117,6 +118,19 @@ def need_object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid(path, f"expected an object, got {type_name(value)}")
     return value
+
+
+def need_data(value: Any, path: str) -> dict[str, Any]:
+    """An object carried on unchanged (a JSON Schema, a tool's input): it must encode again
+    for any upstream (see `json_fault`)."""
+    obj = need_object(value, path)
+    fault = json_fault(obj)
+    if fault is not None:
+        where = path
+        for key in fault[0]:
+            where = join(where, key)
+        raise invalid(where, fault[1])
+    return obj
 
 
 def need_list(value: Any, path: str) -> list[Any]:

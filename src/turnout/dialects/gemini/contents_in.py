@@ -20,9 +20,9 @@ from turnout.core.parts import ImagePart, Part, TextPart, ToolCallPart, ToolResu
 from turnout.core.request import Message, Role
 from turnout.dialects.gemini._wire import (
     arr,
+    data,
     invalid_request,
     message,
-    obj,
     only_keys,
     string,
 )
@@ -161,7 +161,7 @@ def _tool_result(value: Any, calls: _Calls, param: str) -> ToolResultPart:
             raise UnsupportedFeature(f"`{key}` is not supported", param=f"{param}.{key}")
     only_keys(response, ("id", "name", "response", "parts"), param)
     name = string(response.get("name"), f"{param}.name")
-    result = obj(response.get("response"), f"{param}.response")
+    result = data(response.get("response"), f"{param}.response")
     wire_id = response.get("id")
     if wire_id is not None:
         wire_id = string(wire_id, f"{param}.id") or None

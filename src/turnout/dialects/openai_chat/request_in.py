@@ -5,6 +5,11 @@ Accepted and ignored because they cannot change the answer: `store` when false,
 `prompt_cache_key`, `safety_identifier` (used as `user` when `user` is absent), and
 `logprobs: false`, `logit_bias: {}`, `modalities: ["text"]`, `n: 1`. Everything else
 OpenAI knows but the canonical model cannot carry raises `UnsupportedFeature` naming it.
+
+Numbers are checked against their ranges here, never left for an upstream to refuse (or for
+the encoder to crash on): token limits within 1..2^31-1, `seed` within int64, integer fields
+strictly integers (`5.0` is refused, as OpenAI refuses it), and JSON carried on unchanged
+(tool parameters, response schemas) encodable again (see `turnout.core.json_data`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from turnout.core.request import (
     ToolChoice,
     ToolDefinition,
 )
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import INT32_MAX, INT64_MAX, INT64_MIN, type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
     opt_bool,
+    opt_data,
     opt_int,
     opt_number,
     opt_object,
@@ -96,12 +102,12 @@ def _check_top_keys(body: dict[str, Any]) -> None:
 
 def _check_ignored(body: dict[str, Any]) -> None:
     """Parameters accepted only with values that leave the answer unchanged."""
-    n = opt_int(body.get("n"), "n", minimum=1)
+    n = opt_int(body.get("n"), "n", 1, 128)
     if n is not None and n > 1:
         raise UnsupportedFeature("Only n=1 is supported.", param="n")
     if opt_bool(body.get("logprobs"), "logprobs"):
         raise UnsupportedFeature("The 'logprobs' parameter is not supported.", param="logprobs")
-    if body.get("top_logprobs") is not None:
+    if opt_int(body.get("top_logprobs"), "top_logprobs", 0, 20) is not None:
         raise UnsupportedFeature(
             "The 'top_logprobs' parameter is not supported.", param="top_logprobs")
     if opt_object(body.get("logit_bias"), "logit_bias"):
@@ -124,9 +130,9 @@ def _check_ignored(body: dict[str, Any]) -> None:
 
 
 def _sampling(body: dict[str, Any], request: ChatRequest) -> None:
-    max_tokens = opt_int(body.get("max_tokens"), "max_tokens", minimum=1)
+    max_tokens = opt_int(body.get("max_tokens"), "max_tokens", 1, INT32_MAX)
     max_completion = opt_int(body.get("max_completion_tokens"), "max_completion_tokens",
-                             minimum=1)
+                             1, INT32_MAX)
     request.max_tokens = max_completion if max_completion is not None else max_tokens
     request.temperature = opt_number(body.get("temperature"), "temperature", 0.0, 2.0)
     request.top_p = opt_number(body.get("top_p"), "top_p", 0.0, 1.0)
@@ -134,7 +140,7 @@ def _sampling(body: dict[str, Any], request: ChatRequest) -> None:
         body.get("frequency_penalty"), "frequency_penalty", -2.0, 2.0)
     request.presence_penalty = opt_number(
         body.get("presence_penalty"), "presence_penalty", -2.0, 2.0)
-    request.seed = opt_int(body.get("seed"), "seed")
+    request.seed = opt_int(body.get("seed"), "seed", INT64_MIN, INT64_MAX)
     request.user = opt_str(body.get("user"), "user") or opt_str(
         body.get("safety_identifier"), "safety_identifier")
     request.stop = _stop(body.get("stop"))
@@ -178,7 +184,7 @@ def _tool(value: Any, param: str) -> ToolDefinition:
     tool = ToolDefinition(
         name, opt_str(function.get("description"), f"{param}.function.description"),
         strict=opt_bool(function.get("strict"), f"{param}.function.strict"))
-    parameters = opt_object(function.get("parameters"), f"{param}.function.parameters")
+    parameters = opt_data(function.get("parameters"), f"{param}.function.parameters")
     if parameters is not None:
         tool.parameters = parameters
     return tool
@@ -226,7 +232,7 @@ def _response_format(value: Any) -> ResponseFormat | None:
             "'^[a-zA-Z0-9_-]{1,64}$'.", param="response_format.json_schema.name")
     return ResponseFormat(
         "json_schema", name=name,
-        schema=opt_object(spec.get("schema"), "response_format.json_schema.schema"),
+        schema=opt_data(spec.get("schema"), "response_format.json_schema.schema"),
         strict=opt_bool(spec.get("strict"), "response_format.json_schema.strict"),
         description=opt_str(spec.get("description"), "response_format.json_schema.description"),
     )
@@ -254,6 +260,8 @@ def _metadata(value: Any) -> dict[str, str]:
     if len(obj) > 16:
         raise InvalidRequest("Invalid 'metadata': at most 16 keys are allowed.", param="metadata")
     for key, item in obj.items():
+        if not isinstance(key, str):  # only a Python caller can send one
+            raise wrong_type("metadata", "an object with string keys", obj)
         if len(key) > 64:
             raise InvalidRequest(
                 "Invalid 'metadata': keys are at most 64 characters.", param="metadata")
