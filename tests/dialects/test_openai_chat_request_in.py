@@ -367,3 +367,85 @@ def test_range_bounds_are_accepted() -> None:
     for _ in range(127):  # 128 levels: the limit itself
         deepest = {"not": deepest}
     assert DIALECT.decode_request(_tool(deepest)).tools[0].parameters == deepest
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+FUNCTION_TOOL = {"type": "function", "function": {"name": "f"}}
+
+
+def _assistant(message: dict[str, Any]) -> dict[str, Any]:
+    return _with(messages=[*OK_MESSAGES, {"role": "assistant"} | message])
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_with(colour=None), "colour"),  # unknown even when null, at every level
+    (_with(messages=[{"role": "user", "content": "x", "colour": None}]), "messages[0].colour"),
+    (_with(messages=[{"role": "user", "content": "x", "tool_calls": None}]),
+     "messages[0].tool_calls"),
+    (_with(messages=[{"role": "user", "content": "x", "audio": None}]), "messages[0].audio"),
+    (_with(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "lang": "en"}]}]),
+     "messages[0].content[0].lang"),
+    (_with(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "size": 3}}]}]),
+     "messages[0].content[0].image_url.size"),
+    (_assistant({"content": [{"type": "text", "text": "x", "colour": 1}]}),
+     "messages[1].content[0].colour"),
+    (_assistant({"content": [{"type": "refusal", "refusal": "no", "cache_control": {}}]}),
+     "messages[1].content[0].cache_control"),
+    (_assistant({"content": None, "tool_calls": [CALL | {"index": 0}]}),
+     "messages[1].tool_calls[0].index"),
+    (_assistant({"content": None, "tool_calls": [
+        CALL | {"function": {"name": "f", "arguments": "{}", "parsed": {}}}]}),
+     "messages[1].tool_calls[0].function.parsed"),
+    (_with(messages=[*OK_MESSAGES, {"role": "tool", "tool_call_id": "c", "content": [
+        {"type": "text", "text": "x", "colour": 1}]}]), "messages[1].content[0].colour"),
+    (_with(tools=[FUNCTION_TOOL | {"colour": 1}]), "tools[0].colour"),
+    (_with(tools=[{"type": "function", "function": {"name": "f", "returns": {}}}]),
+     "tools[0].function.returns"),
+    (_with(tools=[FUNCTION_TOOL], tool_choice={"type": "function", "function": {"name": "f"},
+                                               "colour": 1}), "tool_choice.colour"),
+    (_with(tools=[FUNCTION_TOOL], tool_choice={"type": "function", "function": {
+        "name": "f", "strict": True}}), "tool_choice.function.strict"),
+    (_with(response_format={"type": "json_object", "schema": {}}), "response_format.schema"),
+    (_with(response_format={"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {}, "colour": 1}}), "response_format.json_schema.colour"),
+    (_with(stream=True, stream_options={"include_usage": True, "colour": 1}),
+     "stream_options.colour"),
+])
+def test_unknown_keys_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for keys wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    where, _, key = param.rpartition(".")
+    assert info.value.message == (f"Unrecognized parameter '{key}' in '{where}'." if where
+                                  else f"Unrecognized request argument supplied: {key}")
+
+
+def test_documented_and_advisory_keys_pass_at_every_level() -> None:
+    hint = {"prompt_cache_breakpoint": {"mode": "explicit"}, "cache_control": None}
+    body = _with(
+        messages=[
+            {"role": "user", "name": "u", "content": [
+                {"type": "text", "text": "x"} | hint,
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png",
+                                                    "detail": "low"}} | hint]},
+            # An assistant message echoed back as the SDK dumps it: documented keys as null.
+            {"role": "assistant", "content": "ok", "refusal": None, "annotations": None,
+             "audio": None, "function_call": None, "tool_calls": None},
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "done"}],
+        tools=[{"type": "function", "function": {"name": "f", "description": "d",
+                                                  "parameters": {}, "strict": None}}],
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        response_format={"type": "json_object"}, stream=True,
+        stream_options={"include_usage": True, "include_obfuscation": False}, audio=None)
+    request = DIALECT.decode_request(body)
+    assert [m.role for m in request.messages] == ["user", "assistant", "assistant", "tool"]
+
+
+def test_documented_assistant_keys_we_cannot_carry_are_unsupported() -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        DIALECT.decode_request(_assistant({"content": "x", "audio": {"id": "audio_1"}}))
+    assert info.value.param == "messages[1].audio"

@@ -9,7 +9,7 @@ import pytest
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
-from turnout.core.request import ThinkingConfig, ToolChoice, ToolDefinition
+from turnout.core.request import Message, ThinkingConfig, ToolChoice, ToolDefinition
 from turnout.dialects.anthropic_messages import DIALECT
 
 Capture = Callable[..., dict[str, Any]]
@@ -315,3 +315,91 @@ def test_integer_bounds_are_accepted() -> None:
     request = DIALECT.decode_request(_body(max_tokens=2**31 - 1, top_k=0, thinking={
         "type": "enabled", "budget_tokens": 2**31 - 1}))
     assert (request.max_tokens, request.top_k) == (2**31 - 1, 0)
+
+
+def _assistant(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": list(blocks)}]
+
+
+TEXT = {"type": "text", "text": "hi"}
+PNG_SOURCE = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_body() | {"colour": None}, "colour"),  # unknown even when null, at every level
+    (_body(messages=[{"role": "user", "content": "hi", "colour": 1}]), "messages.0.colour"),
+    (_body(messages=_user(TEXT | {"colour": 1})), "messages.0.content.0.colour"),
+    (_body(messages=_user(TEXT | {"colour": None})), "messages.0.content.0.colour"),
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE, "alt": "x"})),
+     "messages.0.content.0.alt"),
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE | {"name": "x.png"}})),
+     "messages.0.content.0.source.name"),
+    (_body(messages=_user({"type": "image", "source": {"type": "url", "url": "https://x",
+                                                        "detail": "high"}})),
+     "messages.0.content.0.source.detail"),
+    (_body(messages=_assistant(TOOL_USE | {"arguments": "{}"})),
+     "messages.1.content.0.arguments"),
+    (_body(messages=_user({"type": "tool_result", "tool_use_id": "t", "status": "ok"})),
+     "messages.0.content.0.status"),
+    (_body(messages=_user({"type": "tool_result", "tool_use_id": "t",
+                           "content": [TEXT | {"colour": 1}]})),
+     "messages.0.content.0.content.0.colour"),
+    (_body(messages=_assistant({"type": "thinking", "thinking": "t", "signature": "s",
+                                "cache_control": {"type": "ephemeral"}})),
+     "messages.1.content.0.cache_control"),
+    (_body(messages=_assistant({"type": "redacted_thinking", "data": "d", "extra": 1})),
+     "messages.1.content.0.extra"),
+    (_body(system=[TEXT | {"colour": 1}]), "system.0.colour"),
+    (_body(tools=[{"name": "t", "input_schema": {}, "colour": 1}]), "tools.0.colour"),
+    (_body(tool_choice={"type": "auto", "name": "f"}), "tool_choice.name"),
+    (_body(tool_choice={"type": "none", "disable_parallel_tool_use": True}),
+     "tool_choice.disable_parallel_tool_use"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2048, "effort": "low"}),
+     "thinking.effort"),
+    (_body(thinking={"type": "disabled", "budget_tokens": 2048}), "thinking.budget_tokens"),
+])
+def test_unknown_keys_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for keys wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message == f"{param}: Extra inputs are not permitted (unknown parameter)"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE,
+                           "transformations": {"crop": {}}})),
+     "messages.0.content.0.transformations"),
+    (_body(messages=_assistant(TOOL_USE | {"toolset_name": "mcp"})),
+     "messages.1.content.0.toolset_name"),
+    (_body(tools=[{"name": "t", "input_schema": {}, "input_examples": [{}]}]),
+     "tools.0.input_examples"),
+])
+def test_documented_keys_we_cannot_carry_are_unsupported(body: dict[str, Any],
+                                                         param: str) -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        DIALECT.decode_request(body)
+    assert info.value.param == param
+
+
+def test_advisory_keys_are_accepted_and_ignored() -> None:
+    cache = {"cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    body = _body(
+        system=[TEXT | cache | {"citations": None}],
+        messages=[
+            {"role": "user", "content": [
+                TEXT | cache | {"citations": [{"type": "char_location", "cited_text": "x"}]},
+                {"type": "image", "source": PNG_SOURCE, "transformations": None} | cache]},
+            {"role": "assistant", "content": [
+                TOOL_USE | cache | {"caller": {"type": "direct"}, "toolset_name": None}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"} | cache]}],
+        tools=[{"name": "f", "input_schema": {"type": "object"}, "defer_loading": None} | cache],
+        thinking={"type": "enabled", "budget_tokens": 2048, "display": "omitted"},
+        service_tier="auto", cache_control={"type": "ephemeral"}) | {"container": None}
+    request = DIALECT.decode_request(body)
+    assert request.messages[0] == Message("system", [TextPart("hi")])
+    assert [type(p).__name__ for m in request.messages for p in m.parts] == [
+        "TextPart", "TextPart", "ImagePart", "ToolCallPart", "ToolResultPart"]

@@ -408,3 +408,55 @@ def test_proto_json_integer_forms_are_accepted() -> None:
     assert (request.max_tokens, request.top_k, request.seed) == (5, 40, -(2**31))
     assert type(request.max_tokens) is int
     assert decode(generation(maxOutputTokens=2**31 - 1)).max_tokens == 2**31 - 1
+
+
+PNG_BLOB = {"mimeType": "image/png", "data": "iVBORw0KGgo="}
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB | {"size": 3}}]}]},
+     "contents.0.parts.0.inlineData.size"),
+    ({"contents": [{"role": "user", "parts": [{"fileData": {
+        "mimeType": "image/png", "fileUri": "https://x.test/a.png", "etag": "1"}}]}]},
+     "contents.0.parts.0.fileData.etag"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB, "mediaResolution": {
+        "level": "MEDIA_RESOLUTION_LOW", "quality": 1}}]}]},
+     "contents.0.parts.0.mediaResolution.quality"),
+    ({"contents": [user()], "systemInstruction": {"parts": [{"text": "x", "colour": 1}]}},
+     "systemInstruction.parts.0.colour"),
+    ({"contents": [user(), {"role": "model", "parts": [{"functionCall": {"name": "f"}}]},
+                   {"role": "user", "parts": [{"functionResponse": {
+                       "name": "f", "response": {}, "parts": [
+                           {"inlineData": PNG_BLOB | {"colour": 1}}]}}]}]},
+     "contents.2.parts.0.functionResponse.parts.0.inlineData.colour"),
+])
+def test_unknown_fields_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for fields wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        decode(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message == f"unknown field `{param}`"
+
+
+def test_documented_fields_pass_in_blobs_and_media_resolution() -> None:
+    request = decode({"contents": [{"role": "user", "parts": [
+        {"inlineData": PNG_BLOB | {"displayName": "a.png"},
+         "mediaResolution": {"level": "MEDIA_RESOLUTION_HIGH"}},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://x.test/a.png",
+                      "displayName": "a.png"}}]}]})
+    assert request.messages[0].parts == [ImagePart("data:image/png;base64,iVBORw0KGgo=", "high"),
+                                         ImagePart("https://x.test/a.png")]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"contents": [user()], "systemInstruction": {"parts": [
+        {"inlineData": PNG_BLOB}]}}, "systemInstruction.parts.0.inlineData"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB, "mediaResolution": {
+        "numTokens": 64}}]}]}, "contents.0.parts.0.mediaResolution.numTokens"),
+])
+def test_documented_fields_we_cannot_carry_are_unsupported(body: dict[str, Any],
+                                                           param: str) -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        decode(body)
+    assert info.value.param == param

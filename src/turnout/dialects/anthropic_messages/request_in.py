@@ -1,9 +1,11 @@
 """Inbound: an Anthropic Messages request body (as the `anthropic` SDK sends it) into a
 canonical `ChatRequest`.
 
-Accepted and ignored: `service_tier` (we route ourselves), `cache_control` anywhere (a cost
-hint), `thinking.display`. Known Anthropic features the canonical model cannot carry raise
-`UnsupportedFeature`; any other unknown key raises `InvalidRequest` naming it. Integer
+One rule for keys at every level, top level and nested objects alike (`wire.check_keys`):
+documented keys that never change the answer are accepted and ignored (`service_tier`, as
+we route ourselves; `cache_control` wherever Anthropic documents it, a cost hint;
+`thinking.display`); documented features the canonical model cannot carry raise
+`UnsupportedFeature` unless null; any other key raises `InvalidRequest` naming its path. Integer
 fields take JSON integers only, token counts at most 2^31-1; carried JSON (tool schemas,
 `tool_use` inputs) must encode again (see `turnout.core.json_data`).
 """
@@ -15,8 +17,9 @@ from typing import Any, Literal
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import Part, TextPart
 from turnout.core.request import ChatRequest, Message, ThinkingConfig, ToolChoice, ToolDefinition
-from turnout.dialects.anthropic_messages.content_in import decode_messages
+from turnout.dialects.anthropic_messages.content_in import BLOCK_KEYS, decode_messages
 from turnout.dialects.anthropic_messages.wire import (
+    check_keys,
     invalid,
     join,
     need_data,
@@ -24,21 +27,26 @@ from turnout.dialects.anthropic_messages.wire import (
     need_object,
     need_str,
 )
-from turnout.dialects.json_types import INT32_MAX, type_name
+from turnout.dialects.json_types import INT32_MAX, keys, type_name
 
-_KNOWN_KEYS = frozenset({
-    "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
-    "top_k", "stream", "metadata", "thinking", "tools", "tool_choice", "service_tier",
-    "cache_control",
-})
-
-_UNSUPPORTED_KEYS = frozenset({
-    "output_config", "container", "mcp_servers", "context_management", "inference_geo",
-    "speed", "diagnostics",
-})
-
-_TOOL_KEYS = frozenset({"name", "description", "input_schema", "strict", "type",
-                        "cache_control"})
+_TOP_KEYS = keys(
+    "model max_tokens messages system stop_sequences temperature top_p top_k stream "
+    "metadata thinking tools tool_choice",
+    advisory="service_tier cache_control",
+    unsupported="output_config container mcp_servers context_management inference_geo speed "
+                "diagnostics")
+_TOOL_KEYS = keys("name description input_schema strict type", advisory="cache_control",
+                  unsupported="allowed_callers defer_loading eager_input_streaming "
+                              "input_examples")
+_TOOL_CHOICE_KEYS = {"auto": keys("type disable_parallel_tool_use"),
+                     "any": keys("type disable_parallel_tool_use"),
+                     "tool": keys("type name disable_parallel_tool_use"),
+                     "none": keys("type")}
+# `display` only chooses whether thinking is summarised for the client: ignored.
+_THINKING_KEYS = {"enabled": keys("type budget_tokens", advisory="display"),
+                  "adaptive": keys("type", advisory="display"),
+                  "disabled": keys("type")}
+_METADATA_KEYS = keys("user_id")
 
 _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required", "tool"]] = {
     "auto": "auto", "any": "required", "tool": "tool", "none": "none",
@@ -54,7 +62,7 @@ def decode_request(
     """Validate an Anthropic Messages body into a `ChatRequest`."""
     if not isinstance(body, dict):
         raise InvalidRequest(f"request body must be a JSON object, got {type_name(body)}")
-    _check_keys(body)
+    check_keys(body, "", _TOP_KEYS)
     if model is None:
         model = need_str(body, "model", "")
     if "max_tokens" not in body:
@@ -80,16 +88,6 @@ def decode_request(
         include_usage=stream,
         thinking=_thinking(body.get("thinking")),
     )
-
-
-def _check_keys(body: dict[str, Any]) -> None:
-    for key in body:
-        if key in _KNOWN_KEYS:
-            continue
-        if key in _UNSUPPORTED_KEYS:
-            raise UnsupportedFeature(f"{key}: this parameter is not supported by this gateway",
-                                     param=key)
-        raise invalid(key, "Extra inputs are not permitted (unknown parameter)")
 
 
 def _integer(value: Any, path: str, low: int, what: str, high: int = INT32_MAX) -> int:
@@ -136,6 +134,7 @@ def _system(value: Any) -> list[Message]:
         if block.get("type") != "text":
             raise invalid(join(path, "type"),
                           f"system blocks must be 'text', got {block.get('type')!r}")
+        check_keys(block, path, BLOCK_KEYS["text"])
         parts.append(TextPart(need_str(block, "text", path)))
     return [Message("system", parts)] if parts else []
 
@@ -154,9 +153,7 @@ def _user(value: Any) -> str | None:
     if value is None:
         return None
     metadata = need_object(value, "metadata")
-    for key in metadata:
-        if key != "user_id":
-            raise invalid(join("metadata", key), "Extra inputs are not permitted")
+    check_keys(metadata, "metadata", _METADATA_KEYS)
     user_id = metadata.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
         raise invalid("metadata.user_id", f"expected a string, got {type_name(user_id)}")
@@ -175,10 +172,7 @@ def _tools(value: Any) -> list[ToolDefinition]:
             raise UnsupportedFeature(
                 f"{path}.type: server tool {kind!r} is not supported; only custom tools "
                 "(name, description, input_schema) are", param=join(path, "type"))
-        for key in tool:
-            if key not in _TOOL_KEYS:
-                raise UnsupportedFeature(f"{path}.{key}: this tool option is not supported",
-                                         param=join(path, key))
+        check_keys(tool, path, _TOOL_KEYS)
         description = tool.get("description")
         if description is not None and not isinstance(description, str):
             raise invalid(join(path, "description"),
@@ -202,6 +196,7 @@ def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
     if kind not in _TOOL_CHOICE_MODES:
         raise invalid("tool_choice.type",
                       f"expected 'auto', 'any', 'tool' or 'none', got {kind!r}")
+    check_keys(choice, "tool_choice", _TOOL_CHOICE_KEYS[kind])
     name = need_str(choice, "name", "tool_choice") if kind == "tool" else None
     disable = _optional_bool(choice, "disable_parallel_tool_use")
     return ToolChoice(_TOOL_CHOICE_MODES[kind], name), (False if disable else None)
@@ -212,6 +207,8 @@ def _thinking(value: Any) -> ThinkingConfig | None:
         return None
     thinking = need_object(value, "thinking")
     kind = thinking.get("type")
+    if kind in _THINKING_KEYS:
+        check_keys(thinking, "thinking", _THINKING_KEYS[kind])
     if kind == "disabled":
         return None
     if kind == "adaptive":

@@ -239,5 +239,12 @@ def only_keys(
     allowed_set = set(allowed)
     for key in value:
         if key not in allowed_set:
-            where = f"{param}.{key}" if param else key
-            raise err(f"unknown field `{where}`", where)
+            raise unknown_field(param, key, err)
+
+
+def unknown_field(param: str, key: str, err: ErrorFactory = invalid_request) -> TurnoutError:
+    """A field Gemini does not document, wherever it appears: refused naming its path, as
+    Gemini does. (Carrying such extras through to a Gemini upstream would be decided here,
+    in one place.)"""
+    where = f"{param}.{key}" if param else key
+    return err(f"unknown field `{where}`", where)

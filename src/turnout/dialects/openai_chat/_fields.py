@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnout.core.errors import InvalidRequest
+from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.json_data import json_fault
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import Keys, first_stray, type_name
 
 
 def wrong_type(param: str, expected: str, value: Any) -> InvalidRequest:
@@ -128,3 +128,26 @@ def bad_value(param: str, value: Any, allowed: str) -> InvalidRequest:
         f"Invalid value for '{param}': {value!r}. Supported values are: {allowed}.",
         param=param,
     )
+
+
+def check_keys(obj: dict[str, Any], param: str, spec: Keys) -> None:
+    """The one rule for keys, applied at every level of a request (top level, messages,
+    content parts, tool calls, tools, tool choice, response format, stream options)."""
+    stray = first_stray(obj, spec)
+    if stray is None:
+        return
+    key, documented = stray
+    where = f"{param}.{key}" if param else key
+    if documented:
+        raise UnsupportedFeature(f"The '{where}' parameter is not supported.", param=where)
+    raise unknown_key(param, key)
+
+
+def unknown_key(param: str, key: str) -> InvalidRequest:
+    """A key OpenAI does not document, wherever it appears: refused naming its path, as
+    OpenAI does. (Carrying such extras through to an OpenAI upstream would be decided here,
+    in one place.)"""
+    if not param:
+        return InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
+    return InvalidRequest(f"Unrecognized parameter '{key}' in '{param}'.",
+                          param=f"{param}.{key}")

@@ -6,6 +6,11 @@ Accepted and ignored because they cannot change the answer: `store` when false,
 `logprobs: false`, `logit_bias: {}`, `modalities: ["text"]`, `n: 1`. Everything else
 OpenAI knows but the canonical model cannot carry raises `UnsupportedFeature` naming it.
 
+One rule for keys at every level, top level and nested objects alike (`_fields.check_keys`):
+documented keys are read (null counting as absent) or, when they never change the answer,
+accepted and ignored; documented features we cannot carry are refused by name unless null;
+any other key is a 400 naming its path, as OpenAI answers.
+
 Numbers are checked against their ranges here, never left for an upstream to refuse (or for
 the encoder to crash on): token limits within 1..2^31-1, `seed` within int64, integer fields
 strictly integers (`5.0` is refused, as OpenAI refuses it), and JSON carried on unchanged
@@ -25,9 +30,10 @@ from turnout.core.request import (
     ToolChoice,
     ToolDefinition,
 )
-from turnout.dialects.json_types import INT32_MAX, INT64_MAX, INT64_MIN, type_name
+from turnout.dialects.json_types import INT32_MAX, INT64_MAX, INT64_MIN, keys, type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
+    check_keys,
     opt_bool,
     opt_data,
     opt_int,
@@ -44,18 +50,23 @@ from turnout.dialects.openai_chat.messages_in import decode_messages
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EFFORTS = ("minimal", "low", "medium", "high")
 
-_SUPPORTED = frozenset({
-    "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-    "stream", "stream_options", "max_tokens", "max_completion_tokens", "stop", "temperature",
-    "top_p", "seed", "user", "frequency_penalty", "presence_penalty", "reasoning_effort",
-    "metadata", "n", "store", "service_tier", "prompt_cache_key", "safety_identifier",
-    "logprobs", "top_logprobs", "logit_bias", "modalities",
-})
-# Known to OpenAI, not expressible here: a non-null value is refused by name.
-_UNSUPPORTED = frozenset({
-    "audio", "prediction", "web_search_options", "functions", "function_call", "verbosity",
-    "moderation", "prompt_cache_retention", "prompt_cache_options",
-})
+# Top level: known to OpenAI but not expressible here, a non-null value is refused by name.
+_TOP_KEYS = keys(
+    "model messages tools tool_choice parallel_tool_calls response_format stream "
+    "stream_options max_tokens max_completion_tokens stop temperature top_p seed user "
+    "frequency_penalty presence_penalty reasoning_effort metadata n store service_tier "
+    "prompt_cache_key safety_identifier logprobs top_logprobs logit_bias modalities",
+    unsupported="audio prediction web_search_options functions function_call verbosity "
+                "moderation prompt_cache_retention prompt_cache_options")
+_TOOL_KEYS = keys("type function")
+_FUNCTION_KEYS = keys("name description parameters strict")
+_TOOL_CHOICE_KEYS = keys("type function")
+_NAMED_FUNCTION_KEYS = keys("name")
+_FORMAT_KEYS = {"text": keys("type"), "json_object": keys("type"),
+                "json_schema": keys("type json_schema")}
+_SCHEMA_KEYS = keys("name description schema strict")
+# `include_obfuscation` only pads stream events against side channels: ignored.
+_STREAM_OPTION_KEYS = keys("include_usage", advisory="include_obfuscation")
 
 
 def decode_request(
@@ -65,7 +76,7 @@ def decode_request(
     if not isinstance(body, dict):
         raise InvalidRequest(
             f"The request body must be a JSON object, but got {type_name(body)}.", param=None)
-    _check_top_keys(body)
+    check_keys(body, "", _TOP_KEYS)
     _check_ignored(body)
     request = ChatRequest(
         model=model if model is not None else req_str(body.get("model"), "model"),
@@ -82,22 +93,12 @@ def decode_request(
             raise InvalidRequest(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                 param="stream_options")
+        check_keys(options, "stream_options", _STREAM_OPTION_KEYS)
         request.include_usage = bool(
             opt_bool(options.get("include_usage"), "stream_options.include_usage"))
     request.thinking = _reasoning(body.get("reasoning_effort"))
     request.metadata = _metadata(body.get("metadata"))
     return request
-
-
-def _check_top_keys(body: dict[str, Any]) -> None:
-    for key, value in body.items():
-        if key in _SUPPORTED:
-            continue
-        if key in _UNSUPPORTED:
-            if value is None:
-                continue
-            raise UnsupportedFeature(f"The '{key}' parameter is not supported.", param=key)
-        raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
 
 
 def _check_ignored(body: dict[str, Any]) -> None:
@@ -175,7 +176,9 @@ def _tool(value: Any, param: str) -> ToolDefinition:
         raise UnsupportedFeature("Custom tools are not supported.", param=f"{param}.type")
     if kind != "function":
         raise bad_value(f"{param}.type", kind, "'function'")
+    check_keys(obj, param, _TOOL_KEYS)
     function = req_object(obj.get("function"), f"{param}.function")
+    check_keys(function, f"{param}.function", _FUNCTION_KEYS)
     name = req_str(function.get("name"), f"{param}.function.name")
     if not _NAME.match(name):
         raise InvalidRequest(
@@ -204,7 +207,9 @@ def _tool_choice(value: Any, names: set[str]) -> ToolChoice | None:
             f"tool_choice of type {kind!r} is not supported.", param="tool_choice.type")
     if kind != "function":
         raise bad_value("tool_choice.type", kind, "'function'")
+    check_keys(obj, "tool_choice", _TOOL_CHOICE_KEYS)
     function = req_object(obj.get("function"), "tool_choice.function")
+    check_keys(function, "tool_choice.function", _NAMED_FUNCTION_KEYS)
     name = req_str(function.get("name"), "tool_choice.function.name")
     if name not in names:
         raise InvalidRequest(
@@ -218,6 +223,8 @@ def _response_format(value: Any) -> ResponseFormat | None:
     if obj is None:
         return None
     kind = req_str(obj.get("type"), "response_format.type")
+    if kind in _FORMAT_KEYS:
+        check_keys(obj, "response_format", _FORMAT_KEYS[kind])
     if kind == "text":
         return None  # the default; nothing to ask of any provider
     if kind == "json_object":
@@ -225,6 +232,7 @@ def _response_format(value: Any) -> ResponseFormat | None:
     if kind != "json_schema":
         raise bad_value("response_format.type", kind, "'text', 'json_object', 'json_schema'")
     spec = req_object(obj.get("json_schema"), "response_format.json_schema")
+    check_keys(spec, "response_format.json_schema", _SCHEMA_KEYS)
     name = req_str(spec.get("name"), "response_format.json_schema.name")
     if not _NAME.match(name):
         raise InvalidRequest(
