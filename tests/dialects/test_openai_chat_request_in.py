@@ -306,3 +306,146 @@ def test_unsupported_features_name_the_param(extra: dict[str, Any], param: str) 
     with pytest.raises(UnsupportedFeature) as info:
         DIALECT.decode_request(body)
     assert info.value.param == param
+
+
+NESTED = {"type": "object"}
+for _ in range(130):
+    NESTED = {"not": NESTED}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": OK_MESSAGES, **changes}
+
+
+def _tool(parameters: dict[str, Any]) -> dict[str, Any]:
+    return _with(tools=[{"type": "function", "function": {"name": "f", "parameters": parameters}}])
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (_with(max_tokens=2**64), "max_tokens", "integer above maximum value"),
+    (_with(max_tokens=1e20), "max_tokens", "Expected a value <= 2147483647"),
+    (_with(max_tokens=2**31), "max_tokens", "integer above maximum value"),
+    (_with(max_tokens=5.0), "max_tokens", "got a decimal number"),
+    (_with(max_completion_tokens=0.5), "max_completion_tokens", "got a decimal number"),
+    (_with(max_completion_tokens=-1e20), "max_completion_tokens", "integer below minimum"),
+    (_with(seed=2**63), "seed", "Expected a value <= 9223372036854775807"),
+    (_with(seed=-(2**63) - 1), "seed", "Expected a value >= -9223372036854775808"),
+    (_with(seed=float("inf")), "seed", "got a decimal number"),
+    (_with(n=1e20), "n", "Expected a value <= 128"),
+    (_with(n=1.0), "n", "got a decimal number"),
+    (_with(top_logprobs=21), "top_logprobs", "Expected a value <= 20"),
+    (_with(top_logprobs=-1), "top_logprobs", "integer below minimum"),
+    (_with(temperature=float("nan")), "temperature", "between 0 and 2"),
+    (_with(frequency_penalty=float("-inf")), "frequency_penalty", "between -2 and 2"),
+    (_with(presence_penalty=2**70), "presence_penalty", "between -2 and 2"),
+    (_tool({"type": "integer", "maximum": 2**70}), "tools[0].function.parameters.maximum",
+     "64-bit range"),
+    (_tool({"enum": [{1: "a"}]}), "tools[0].function.parameters.enum[0]", "keys must be"),
+    (_tool(NESTED), "tools[0].function.parameters" + ".not" * 128, "nested more than 128"),
+    (_with(response_format={"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {"default": {1, 2}}}}),
+     "response_format.json_schema.schema.default", "set is not a JSON value"),
+    (_with(metadata={1: "a"}), "metadata", "string keys"),
+])
+def test_numbers_and_carried_json_out_of_range(body: dict[str, Any], param: str,
+                                               words: str) -> None:
+    """Values only a Python caller (`turnout.Client`) can pass, and the JSON-parsed forms of
+    integers too large for 64 bits (floats), all answered as 400s naming the field."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert words in info.value.message, info.value.message
+
+
+def test_range_bounds_are_accepted() -> None:
+    request = DIALECT.decode_request(_with(max_tokens=2**31 - 1, seed=-(2**63), n=1,
+                                           temperature=2, top_p=0, frequency_penalty=-2))
+    assert (request.max_tokens, request.seed) == (2**31 - 1, -(2**63))
+    assert DIALECT.decode_request(_with(seed=2**63 - 1)).seed == 2**63 - 1
+    deepest = {"type": "object"}
+    for _ in range(127):  # 128 levels: the limit itself
+        deepest = {"not": deepest}
+    assert DIALECT.decode_request(_tool(deepest)).tools[0].parameters == deepest
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+FUNCTION_TOOL = {"type": "function", "function": {"name": "f"}}
+
+
+def _assistant(message: dict[str, Any]) -> dict[str, Any]:
+    return _with(messages=[*OK_MESSAGES, {"role": "assistant"} | message])
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_with(colour=None), "colour"),  # unknown even when null, at every level
+    (_with(messages=[{"role": "user", "content": "x", "colour": None}]), "messages[0].colour"),
+    (_with(messages=[{"role": "user", "content": "x", "tool_calls": None}]),
+     "messages[0].tool_calls"),
+    (_with(messages=[{"role": "user", "content": "x", "audio": None}]), "messages[0].audio"),
+    (_with(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "lang": "en"}]}]),
+     "messages[0].content[0].lang"),
+    (_with(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "size": 3}}]}]),
+     "messages[0].content[0].image_url.size"),
+    (_assistant({"content": [{"type": "text", "text": "x", "colour": 1}]}),
+     "messages[1].content[0].colour"),
+    (_assistant({"content": [{"type": "refusal", "refusal": "no", "cache_control": {}}]}),
+     "messages[1].content[0].cache_control"),
+    (_assistant({"content": None, "tool_calls": [CALL | {"index": 0}]}),
+     "messages[1].tool_calls[0].index"),
+    (_assistant({"content": None, "tool_calls": [
+        CALL | {"function": {"name": "f", "arguments": "{}", "parsed": {}}}]}),
+     "messages[1].tool_calls[0].function.parsed"),
+    (_with(messages=[*OK_MESSAGES, {"role": "tool", "tool_call_id": "c", "content": [
+        {"type": "text", "text": "x", "colour": 1}]}]), "messages[1].content[0].colour"),
+    (_with(tools=[FUNCTION_TOOL | {"colour": 1}]), "tools[0].colour"),
+    (_with(tools=[{"type": "function", "function": {"name": "f", "returns": {}}}]),
+     "tools[0].function.returns"),
+    (_with(tools=[FUNCTION_TOOL], tool_choice={"type": "function", "function": {"name": "f"},
+                                               "colour": 1}), "tool_choice.colour"),
+    (_with(tools=[FUNCTION_TOOL], tool_choice={"type": "function", "function": {
+        "name": "f", "strict": True}}), "tool_choice.function.strict"),
+    (_with(response_format={"type": "json_object", "schema": {}}), "response_format.schema"),
+    (_with(response_format={"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {}, "colour": 1}}), "response_format.json_schema.colour"),
+    (_with(stream=True, stream_options={"include_usage": True, "colour": 1}),
+     "stream_options.colour"),
+])
+def test_unknown_keys_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for keys wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    where, _, key = param.rpartition(".")
+    assert info.value.message == (f"Unrecognized parameter '{key}' in '{where}'." if where
+                                  else f"Unrecognized request argument supplied: {key}")
+
+
+def test_documented_and_advisory_keys_pass_at_every_level() -> None:
+    hint = {"prompt_cache_breakpoint": {"mode": "explicit"}, "cache_control": None}
+    body = _with(
+        messages=[
+            {"role": "user", "name": "u", "content": [
+                {"type": "text", "text": "x"} | hint,
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png",
+                                                    "detail": "low"}} | hint]},
+            # An assistant message echoed back as the SDK dumps it: documented keys as null.
+            {"role": "assistant", "content": "ok", "refusal": None, "annotations": None,
+             "audio": None, "function_call": None, "tool_calls": None},
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "done"}],
+        tools=[{"type": "function", "function": {"name": "f", "description": "d",
+                                                  "parameters": {}, "strict": None}}],
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        response_format={"type": "json_object"}, stream=True,
+        stream_options={"include_usage": True, "include_obfuscation": False}, audio=None)
+    request = DIALECT.decode_request(body)
+    assert [m.role for m in request.messages] == ["user", "assistant", "assistant", "tool"]
+
+
+def test_documented_assistant_keys_we_cannot_carry_are_unsupported() -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        DIALECT.decode_request(_assistant({"content": "x", "audio": {"id": "audio_1"}}))
+    assert info.value.param == "messages[1].audio"

@@ -161,6 +161,22 @@ async def test_cut_stream_through_the_sdk(openai_sim: RunningSimulator) -> None:
     assert all(c.choices[0].finish_reason is None for c in chunks)
 
 
+async def test_raw_stream_sends_its_chunks_verbatim_then_ends(
+        openai_sim: RunningSimulator, http: aiohttp.ClientSession) -> None:
+    chunks = ['data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n',
+              ": a comment line\n\n"]
+    openai_sim.faults.add(Fault(kind="raw_stream", chunks=chunks))
+    assert await raw_stream(http, openai_sim) == "".join(chunks).encode()
+
+
+async def test_raw_stream_never_answers_a_non_stream_request(
+        openai_sim: RunningSimulator) -> None:
+    openai_sim.faults.add(Fault(kind="raw_stream", chunks=["data: {}\n\n"]))
+    async with client(openai_sim) as oa:
+        assert await ask(oa) == HELLO
+    assert len(openai_sim.faults) == 1  # still waiting for a stream
+
+
 async def test_cut_after_more_chunks_than_the_body_has(
         openai_sim: RunningSimulator, http: aiohttp.ClientSession) -> None:
     openai_sim.faults.add(Fault(kind="cut_stream", after_chunks=1000))

@@ -22,6 +22,10 @@ def test_validation_rejects_incomplete_and_unknown() -> None:
         Fault(kind="status", status=400, error="no_such_code")
     with pytest.raises(pydantic.ValidationError):
         Fault.model_validate({"kind": "explode"})
+    with pytest.raises(pydantic.ValidationError):
+        Fault(kind="raw_stream")  # nothing to send
+    with pytest.raises(pydantic.ValidationError):
+        Fault(kind="cut_stream", chunks=["data: {}\n\n"])  # chunks of another kind
 
 
 def test_fifo_and_times() -> None:

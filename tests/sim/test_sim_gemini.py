@@ -115,6 +115,22 @@ async def test_missing_key_is_rejected(gemini_sim: RunningSimulator,
         assert resp.status == 200
 
 
+@pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent?alt=sse"])
+async def test_number_out_of_range_is_a_400_naming_the_field(
+        gemini_sim: RunningSimulator, http: aiohttp.ClientSession, method: str) -> None:
+    """The Gemini inbound dialect (which the simulator serves) in Gemini's own error shape."""
+    url = gemini_sim.base_url + f"/models/gemini-x:{method}"
+    body = json.dumps(PAYLOAD)[:-1] + ', "generationConfig": {"maxOutputTokens": 1e20}}'
+    async with http.post(url, data=body, headers={"x-goog-api-key": "k",
+                                                  "Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    violation = error["details"][0]["fieldViolations"][0]
+    assert violation["field"] == "generationConfig.maxOutputTokens"
+    assert "between 1 and 2147483647" in error["message"]
+
+
 async def test_unknown_method_is_404(gemini_sim: RunningSimulator,
                                      http: aiohttp.ClientSession) -> None:
     url = gemini_sim.base_url + "/models/gemini-x:countTokens?key=k"

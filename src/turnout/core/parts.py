@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import orjson
 
+from turnout.core.json_data import json_fault
+
 
 @dataclass(slots=True)
 class TextPart:
@@ -62,6 +64,10 @@ class ToolCallPart:
             raise ValueError(f"tool call {self.name!r} arguments are not valid JSON") from exc
         if not isinstance(value, dict):
             raise ValueError(f"tool call {self.name!r} arguments must be a JSON object")
+        # Parsed arguments go into another dialect's body: they must encode again.
+        fault = json_fault(value)
+        if fault is not None:
+            raise ValueError(f"tool call {self.name!r} arguments: {fault[1]}")
         return value
 
 

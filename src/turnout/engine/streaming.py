@@ -14,14 +14,28 @@ from turnout.core.events import (
     StreamAccumulator,
     StreamEvent,
     TextDelta,
+    ThinkingDelta,
     ToolArgsDelta,
 )
-from turnout.core.parts import TextPart
+from turnout.core.parts import TextPart, ToolCallPart
 from turnout.core.request import ChatRequest, Message
 from turnout.engine.upstream import UpstreamStream
 
-# Events before these carry no content: failing over after them is invisible to the client.
-_CONTENT = (PartStart, TextDelta, ToolArgsDelta, Finish)
+
+def carries_content(event: StreamEvent) -> bool:
+    """Whether a client could see something of `event`: text, a tool call, thinking, or the
+    end of the answer. Upstreams open streams with events that carry nothing (a start, usage,
+    an empty text or thinking block, a bare thought signature); failing over after only
+    those is invisible to the client, so they never commit a stream."""
+    if isinstance(event, TextDelta | ThinkingDelta):
+        return bool(event.text)
+    if isinstance(event, PartStart):
+        part = event.part
+        if isinstance(part, TextPart):
+            return bool(part.text)
+        # A signature alone is not content: it belongs to a part that is still to come.
+        return isinstance(part, ToolCallPart) or bool(part.text or part.redacted)
+    return isinstance(event, ToolArgsDelta | Finish)
 
 
 Batch = list[StreamEvent]
@@ -41,15 +55,16 @@ class PeekedStream:
 
 
 async def peek(upstream: UpstreamStream, now: Callable[[], float]) -> PeekedStream:
-    """Read until the first content event (bounded by the stream's first-chunk timeout).
-    Any error here is raised so the executor may fail over before the client sees a byte."""
+    """Read until the first event that `carries_content` (bounded by the stream's first-chunk
+    timeout), holding back every event before it: they are relayed, in order, with it. Any
+    error here is raised so the executor may fail over before the client sees a byte."""
     started = now()
     batches = upstream.batches()
     buffered: Batch = []
     try:
         async for batch in batches:
             buffered += batch
-            if any(isinstance(event, _CONTENT) for event in batch):
+            if any(carries_content(event) for event in batch):
                 return PeekedStream(upstream, batches, buffered, now() - started, started)
     except BaseException:
         await batches.aclose()  # type: ignore[attr-defined]

@@ -17,10 +17,11 @@ from turnout.core.errors import TurnoutError, error_class_for_status
 
 FaultKind = Literal[
     "status", "hang", "slow_first_token", "slow_chunks", "reset", "cut_stream",
-    "error_event", "malformed", "latency",
+    "error_event", "malformed", "latency", "raw_stream",
 ]
 
-STREAM_ONLY_KINDS: frozenset[str] = frozenset({"slow_chunks", "cut_stream", "error_event"})
+STREAM_ONLY_KINDS: frozenset[str] = frozenset({"slow_chunks", "cut_stream", "error_event",
+                                               "raw_stream"})
 """Kinds that only make sense for a streamed answer: they never match non-stream requests
 (and so stay queued until a stream request comes)."""
 
@@ -66,6 +67,11 @@ class Fault(BaseModel):
     - `malformed`: a 200 with invalid JSON; for a stream, a broken data line after
       `after_chunks` chunks.
     - `latency`: wait `seconds`, then answer normally.
+    - `raw_stream`: instead of the simulated answer, send `chunks` verbatim (one write
+      each), then end the body and close the connection. Exact wire sequences the
+      simulator's own encoder never produces (an upstream that opens an empty block and
+      drops, a stream that finishes with no content) are written this way; whether the
+      stream ends cleanly depends only on whether the chunks hold its terminal event.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +91,8 @@ class Fault(BaseModel):
     """Error body for `status`: a JSON value, or a string sent verbatim."""
     seconds: float | None = Field(default=None, ge=0)
     after_chunks: int = Field(default=0, ge=0)
+    chunks: list[str] | None = None
+    """The raw body pieces of a `raw_stream` fault (SSE frames, with their blank lines)."""
     times: int = 1
     """How many matching requests this fault applies to; -1 means until cleared."""
     match: FaultMatch | None = None
@@ -93,6 +101,8 @@ class Fault(BaseModel):
     def _check(self) -> Fault:
         if self.kind == "status" and self.status is None:
             raise ValueError("a status fault needs a status")
+        if (self.kind == "raw_stream") != (self.chunks is not None):
+            raise ValueError("chunks go with a raw_stream fault, and only with one")
         if self.kind in _NEEDS_SECONDS and self.seconds is None:
             raise ValueError(f"a {self.kind} fault needs seconds")
         if self.times == 0 or self.times < -1:

@@ -125,6 +125,8 @@ async def write_stream(
     out = web.StreamResponse(headers={"Content-Type": content_type,
                                       "Cache-Control": "no-cache"})
     await out.prepare(http_request)  # StreamResponse sends its headers at once
+    if fault is not None and fault.chunks is not None:
+        return await _write_raw(out, fault.chunks)
     kind = fault.kind if fault is not None else None
     gap = fault.seconds if fault is not None and kind == "slow_chunks" else None
     if fault is not None and kind == "slow_first_token" and fault.seconds:
@@ -169,6 +171,15 @@ _SSE_TYPES = {
     "openai_chat": "text/event-stream; charset=utf-8",
     "anthropic_messages": "text/event-stream; charset=utf-8",
 }
+
+
+async def _write_raw(out: web.StreamResponse, chunks: list[str]) -> web.StreamResponse:
+    """A `raw_stream` fault: the given body pieces, then the end of the body."""
+    for chunk in chunks:
+        await out.write(chunk.encode())
+    out.force_close()
+    await out.write_eof()
+    return out
 
 
 async def _apply_cut(

@@ -9,7 +9,7 @@ import pytest
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
-from turnout.core.request import ThinkingConfig, ToolChoice, ToolDefinition
+from turnout.core.request import Message, ThinkingConfig, ToolChoice, ToolDefinition
 from turnout.dialects.anthropic_messages import DIALECT
 
 Capture = Callable[..., dict[str, Any]]
@@ -276,3 +276,130 @@ def test_registry_hands_out_this_dialect() -> None:
 
     assert get_dialect("anthropic_messages") is DIALECT
     assert DIALECT.name == "anthropic_messages"
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (_body(max_tokens=2**64), "max_tokens", "positive integer (at most 2147483647)"),
+    (_body(max_tokens=1e20), "max_tokens", "positive integer"),
+    (_body(max_tokens=2**31), "max_tokens", "at most 2147483647"),
+    (_body(max_tokens=5.0), "max_tokens", "positive integer"),
+    (_body(top_k=2**40), "top_k", "at most 2147483647"),
+    (_body(top_k=3.0), "top_k", "non-negative integer"),
+    (_body(temperature=float("nan")), "temperature", "between 0 and 1"),
+    (_body(top_p=2**70), "top_p", "between 0 and 1"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2**40}), "thinking.budget_tokens",
+     "at most 2147483647"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2048.0}), "thinking.budget_tokens",
+     "an integer >= 1024"),
+    (_body(tools=[{"name": "t", "input_schema": {"type": "integer", "maximum": 2**70}}]),
+     "tools.0.input_schema.maximum", "64-bit range"),
+    (_body(tools=[{"name": "t", "input_schema": {"enum": [{2: "x"}]}}]),
+     "tools.0.input_schema.enum.0", "keys must be strings"),
+    (_body(messages=[{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "n", "input": {"n": [2**70]}}]}]),
+     "messages.0.content.0.input.n.0", "64-bit range"),
+])
+def test_numbers_and_carried_json_out_of_range(body: dict[str, Any], param: str,
+                                               words: str) -> None:
+    """Values only a Python caller can pass, and the JSON-parsed forms of integers too large
+    for 64 bits (floats): 400s naming the field, never a crash while encoding upstream."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message.startswith(f"{param}: ")
+    assert words in info.value.message, info.value.message
+
+
+def test_integer_bounds_are_accepted() -> None:
+    request = DIALECT.decode_request(_body(max_tokens=2**31 - 1, top_k=0, thinking={
+        "type": "enabled", "budget_tokens": 2**31 - 1}))
+    assert (request.max_tokens, request.top_k) == (2**31 - 1, 0)
+
+
+def _assistant(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": "hi"}, {"role": "assistant", "content": list(blocks)}]
+
+
+TEXT = {"type": "text", "text": "hi"}
+PNG_SOURCE = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_body() | {"colour": None}, "colour"),  # unknown even when null, at every level
+    (_body(messages=[{"role": "user", "content": "hi", "colour": 1}]), "messages.0.colour"),
+    (_body(messages=_user(TEXT | {"colour": 1})), "messages.0.content.0.colour"),
+    (_body(messages=_user(TEXT | {"colour": None})), "messages.0.content.0.colour"),
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE, "alt": "x"})),
+     "messages.0.content.0.alt"),
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE | {"name": "x.png"}})),
+     "messages.0.content.0.source.name"),
+    (_body(messages=_user({"type": "image", "source": {"type": "url", "url": "https://x",
+                                                        "detail": "high"}})),
+     "messages.0.content.0.source.detail"),
+    (_body(messages=_assistant(TOOL_USE | {"arguments": "{}"})),
+     "messages.1.content.0.arguments"),
+    (_body(messages=_user({"type": "tool_result", "tool_use_id": "t", "status": "ok"})),
+     "messages.0.content.0.status"),
+    (_body(messages=_user({"type": "tool_result", "tool_use_id": "t",
+                           "content": [TEXT | {"colour": 1}]})),
+     "messages.0.content.0.content.0.colour"),
+    (_body(messages=_assistant({"type": "thinking", "thinking": "t", "signature": "s",
+                                "cache_control": {"type": "ephemeral"}})),
+     "messages.1.content.0.cache_control"),
+    (_body(messages=_assistant({"type": "redacted_thinking", "data": "d", "extra": 1})),
+     "messages.1.content.0.extra"),
+    (_body(system=[TEXT | {"colour": 1}]), "system.0.colour"),
+    (_body(tools=[{"name": "t", "input_schema": {}, "colour": 1}]), "tools.0.colour"),
+    (_body(tool_choice={"type": "auto", "name": "f"}), "tool_choice.name"),
+    (_body(tool_choice={"type": "none", "disable_parallel_tool_use": True}),
+     "tool_choice.disable_parallel_tool_use"),
+    (_body(thinking={"type": "enabled", "budget_tokens": 2048, "effort": "low"}),
+     "thinking.effort"),
+    (_body(thinking={"type": "disabled", "budget_tokens": 2048}), "thinking.budget_tokens"),
+])
+def test_unknown_keys_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for keys wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        DIALECT.decode_request(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message == f"{param}: Extra inputs are not permitted (unknown parameter)"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (_body(messages=_user({"type": "image", "source": PNG_SOURCE,
+                           "transformations": {"crop": {}}})),
+     "messages.0.content.0.transformations"),
+    (_body(messages=_assistant(TOOL_USE | {"toolset_name": "mcp"})),
+     "messages.1.content.0.toolset_name"),
+    (_body(tools=[{"name": "t", "input_schema": {}, "input_examples": [{}]}]),
+     "tools.0.input_examples"),
+])
+def test_documented_keys_we_cannot_carry_are_unsupported(body: dict[str, Any],
+                                                         param: str) -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        DIALECT.decode_request(body)
+    assert info.value.param == param
+
+
+def test_advisory_keys_are_accepted_and_ignored() -> None:
+    cache = {"cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    body = _body(
+        system=[TEXT | cache | {"citations": None}],
+        messages=[
+            {"role": "user", "content": [
+                TEXT | cache | {"citations": [{"type": "char_location", "cited_text": "x"}]},
+                {"type": "image", "source": PNG_SOURCE, "transformations": None} | cache]},
+            {"role": "assistant", "content": [
+                TOOL_USE | cache | {"caller": {"type": "direct"}, "toolset_name": None}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"} | cache]}],
+        tools=[{"name": "f", "input_schema": {"type": "object"}, "defer_loading": None} | cache],
+        thinking={"type": "enabled", "budget_tokens": 2048, "display": "omitted"},
+        service_tier="auto", cache_control={"type": "ephemeral"}) | {"container": None}
+    request = DIALECT.decode_request(body)
+    assert request.messages[0] == Message("system", [TextPart("hi")])
+    assert [type(p).__name__ for m in request.messages for p in m.parts] == [
+        "TextPart", "TextPart", "ImagePart", "ToolCallPart", "ToolResultPart"]

@@ -336,3 +336,127 @@ def test_missing_model_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as info:
         DIALECT.decode_request({"contents": [user()]})
     assert info.value.param == "model"
+
+
+def generation(**config: Any) -> dict[str, Any]:
+    return {"contents": [user()], "generationConfig": config}
+
+
+def declared(**declaration: Any) -> dict[str, Any]:
+    return {"contents": [user()], "tools": [{"functionDeclarations": [
+        {"name": "f", **declaration}]}]}
+
+
+def model_call(args: Any) -> dict[str, Any]:
+    return {"contents": [user(), {"role": "model", "parts": [
+        {"functionCall": {"name": "f", "args": args}}]}]}
+
+
+G = "generationConfig."
+DECL = "tools.0.functionDeclarations.0."
+
+
+@pytest.mark.parametrize(("body", "param", "words"), [
+    (generation(maxOutputTokens=2**64), G + "maxOutputTokens", "between 1 and 2147483647"),
+    (generation(maxOutputTokens=1e20), G + "maxOutputTokens", "between 1 and 2147483647"),
+    (generation(maxOutputTokens="99999999999999999999"), G + "maxOutputTokens", "between"),
+    (generation(maxOutputTokens="9" * 5000), G + "maxOutputTokens", "must be an integer"),
+    (generation(maxOutputTokens="--5"), G + "maxOutputTokens", "must be an integer"),
+    (generation(maxOutputTokens="\u00b2"), G + "maxOutputTokens", "must be an integer"),
+    (generation(maxOutputTokens=0), G + "maxOutputTokens", "between 1 and"),
+    (generation(maxOutputTokens=2.5), G + "maxOutputTokens", "must be an integer"),
+    (generation(seed=2**31), G + "seed", "between -2147483648 and 2147483647"),
+    (generation(topK=-1), G + "topK", "between 0 and"),
+    (generation(candidateCount=1e20), G + "candidateCount", "between"),
+    (generation(temperature=2.5), G + "temperature", "between 0 and 2"),
+    (generation(temperature=float("nan")), G + "temperature", "between 0 and 2"),
+    (generation(topP=1e20), G + "topP", "between 0 and 1"),
+    (generation(presencePenalty=-3), G + "presencePenalty", "between -2 and 2"),
+    (generation(frequencyPenalty=2**70), G + "frequencyPenalty", "between -2 and 2"),
+    (generation(thinkingConfig={"thinkingBudget": 2**40}),
+     G + "thinkingConfig.thinkingBudget", "between"),
+    (declared(parametersJsonSchema={"type": "integer", "maximum": 2**70}),
+     DECL + "parametersJsonSchema.maximum", "64-bit range"),
+    (declared(parameters={"type": "ARRAY", "maxItems": "99999999999999999999"}),
+     DECL + "parameters.maxItems", "between 0 and"),
+    (declared(parameters={"type": "INTEGER", "enum": [{3: "x"}]}),
+     DECL + "parameters.enum.0", "keys must be strings"),
+    (generation(responseMimeType="application/json",
+                responseJsonSchema={"type": "integer", "minimum": -(2**70)}),
+     G + "responseJsonSchema.minimum", "64-bit range"),
+    (model_call({"n": 2**70}), "contents.1.parts.0.functionCall.args.n", "64-bit range"),
+    ({"contents": [user(), {"role": "model", "parts": [{"functionCall": {"name": "f"}}]},
+                   {"role": "user", "parts": [{"functionResponse": {
+                       "name": "f", "response": {"v": {1: 2}}}}]}]},
+     "contents.2.parts.0.functionResponse.response.v", "keys must be strings"),
+])
+def test_numbers_and_carried_json_out_of_range(body: dict[str, Any], param: str,
+                                               words: str) -> None:
+    """int32 and int64 fields within their proto ranges, numbers within the documented
+    ones, and carried JSON that can be encoded again: 400s naming the field."""
+    with pytest.raises(InvalidRequest) as info:
+        decode(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert words in info.value.message, info.value.message
+
+
+def test_proto_json_integer_forms_are_accepted() -> None:
+    """proto3 JSON takes an integer as a number without a fraction or as a decimal string."""
+    request = decode(generation(maxOutputTokens=5.0, topK="40", seed=-(2**31),
+                                candidateCount=1e0, temperature=2, topP=0))
+    assert (request.max_tokens, request.top_k, request.seed) == (5, 40, -(2**31))
+    assert type(request.max_tokens) is int
+    assert decode(generation(maxOutputTokens=2**31 - 1)).max_tokens == 2**31 - 1
+
+
+PNG_BLOB = {"mimeType": "image/png", "data": "iVBORw0KGgo="}
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB | {"size": 3}}]}]},
+     "contents.0.parts.0.inlineData.size"),
+    ({"contents": [{"role": "user", "parts": [{"fileData": {
+        "mimeType": "image/png", "fileUri": "https://x.test/a.png", "etag": "1"}}]}]},
+     "contents.0.parts.0.fileData.etag"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB, "mediaResolution": {
+        "level": "MEDIA_RESOLUTION_LOW", "quality": 1}}]}]},
+     "contents.0.parts.0.mediaResolution.quality"),
+    ({"contents": [user()], "systemInstruction": {"parts": [{"text": "x", "colour": 1}]}},
+     "systemInstruction.parts.0.colour"),
+    ({"contents": [user(), {"role": "model", "parts": [{"functionCall": {"name": "f"}}]},
+                   {"role": "user", "parts": [{"functionResponse": {
+                       "name": "f", "response": {}, "parts": [
+                           {"inlineData": PNG_BLOB | {"colour": 1}}]}}]}]},
+     "contents.2.parts.0.functionResponse.parts.0.inlineData.colour"),
+])
+def test_unknown_fields_are_refused_at_every_level(body: dict[str, Any], param: str) -> None:
+    """One rule for fields wherever they appear: an unknown one is a 400 naming its path."""
+    with pytest.raises(InvalidRequest) as info:
+        decode(body)
+    assert type(info.value) is InvalidRequest
+    assert info.value.param == param
+    assert info.value.message == f"unknown field `{param}`"
+
+
+def test_documented_fields_pass_in_blobs_and_media_resolution() -> None:
+    request = decode({"contents": [{"role": "user", "parts": [
+        {"inlineData": PNG_BLOB | {"displayName": "a.png"},
+         "mediaResolution": {"level": "MEDIA_RESOLUTION_HIGH"}},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://x.test/a.png",
+                      "displayName": "a.png"}}]}]})
+    assert request.messages[0].parts == [ImagePart("data:image/png;base64,iVBORw0KGgo=", "high"),
+                                         ImagePart("https://x.test/a.png")]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"contents": [user()], "systemInstruction": {"parts": [
+        {"inlineData": PNG_BLOB}]}}, "systemInstruction.parts.0.inlineData"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": PNG_BLOB, "mediaResolution": {
+        "numTokens": 64}}]}]}, "contents.0.parts.0.mediaResolution.numTokens"),
+])
+def test_documented_fields_we_cannot_carry_are_unsupported(body: dict[str, Any],
+                                                           param: str) -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        decode(body)
+    assert info.value.param == param

@@ -2,8 +2,13 @@
 
 Anthropic puts `tool_result` blocks inside a `user` turn; canonically they form a `tool`
 message, so such a turn is split into a `tool` message (results, in order) followed by a
-`user` message for the remaining blocks. `cache_control` on any block is accepted and
-ignored: prompt caching is a provider-side cost hint that does not change the answer.
+`user` message for the remaining blocks.
+
+Every block, image source and message is checked with the dialect's one rule for keys
+(`wire.check_keys`): the keys a block documents are read, or accepted and ignored when they
+never change the answer (`cache_control`, a provider-side cost hint; `citations`, which only
+point into documents, themselves unsupported; `caller`, which says who called a tool);
+documented keys we cannot carry are refused by name; any other key is a 400 naming its path.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from turnout.core.errors import UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from turnout.core.request import Message
 from turnout.dialects.anthropic_messages.wire import (
+    check_keys,
     invalid,
     join,
+    need_data,
     need_list,
     need_object,
     need_str,
 )
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import keys, type_name
 
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """The image types the Messages API accepts."""
@@ -36,6 +43,19 @@ UNSUPPORTED_BLOCKS = frozenset({
 })
 
 _RESULT_BLOCKS = frozenset({"text", "image"})
+_MESSAGE_KEYS = keys("role content")
+BLOCK_KEYS = {
+    "text": keys("type text", advisory="cache_control citations"),
+    "image": keys("type source", advisory="cache_control", unsupported="transformations"),
+    "tool_use": keys("type id name input", advisory="cache_control caller",
+                     unsupported="toolset_name"),
+    "tool_result": keys("type tool_use_id content is_error", advisory="cache_control",
+                        unsupported="toolset_name"),
+    "thinking": keys("type thinking signature"),
+    "redacted_thinking": keys("type data"),
+}
+"""The keys of each content block type this dialect reads (system blocks included)."""
+_SOURCE_KEYS = {"base64": keys("type media_type data"), "url": keys("type url")}
 _ROLE_BLOCKS = {
     "user": frozenset({"text", "image", "tool_result"}),
     "assistant": frozenset({"text", "image", "tool_use", "thinking", "redacted_thinking"}),
@@ -52,6 +72,7 @@ def decode_messages(raw: Any) -> list[Message]:
     for i, item in enumerate(items):
         path = f"messages.{i}"
         turn = need_object(item, path)
+        check_keys(turn, path, _MESSAGE_KEYS)
         role = turn.get("role")
         if role not in _ROLE_BLOCKS:
             raise invalid(join(path, "role"), f"expected 'user' or 'assistant', got {role!r}")
@@ -105,6 +126,7 @@ def _block_type(block: dict[str, Any], path: str, allowed: frozenset[str], where
         reason = (f"'{kind}' blocks are not allowed in {where}" if known
                   else f"Input tag '{kind}' does not match any known content block type")
         raise invalid(type_path, reason)
+    check_keys(block, path, BLOCK_KEYS[kind])
     return kind
 
 
@@ -112,15 +134,13 @@ def _decode_block(
     kind: str, block: dict[str, Any], path: str, tool_names: dict[str, str]
 ) -> Part:
     if kind == "text":
-        # `citations` only point into documents, which are not supported; nothing to keep.
         return TextPart(need_str(block, "text", path))
     if kind == "image":
         return decode_image(block, path)
     if kind == "tool_use":
-        tool_input = block.get("input")
-        if not isinstance(tool_input, dict):
-            raise invalid(join(path, "input"), "expected an object" if "input" in block
-                          else "Field required")
+        if "input" not in block:
+            raise invalid(join(path, "input"), "Field required")
+        tool_input = need_data(block["input"], join(path, "input"))
         return ToolCallPart(need_str(block, "id", path), need_str(block, "name", path),
                             orjson.dumps(tool_input).decode())
     if kind == "tool_result":
@@ -136,6 +156,8 @@ def decode_image(block: dict[str, Any], path: str) -> ImagePart:
     source_path = join(path, "source")
     source = need_object(block.get("source"), source_path)
     kind = source.get("type")
+    if kind in _SOURCE_KEYS:
+        check_keys(source, source_path, _SOURCE_KEYS[kind])
     if kind == "base64":
         media_type = need_str(source, "media_type", source_path)
         if media_type not in IMAGE_MEDIA_TYPES:

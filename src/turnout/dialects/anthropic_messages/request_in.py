@@ -1,41 +1,52 @@
 """Inbound: an Anthropic Messages request body (as the `anthropic` SDK sends it) into a
 canonical `ChatRequest`.
 
-Accepted and ignored: `service_tier` (we route ourselves), `cache_control` anywhere (a cost
-hint), `thinking.display`. Known Anthropic features the canonical model cannot carry raise
-`UnsupportedFeature`; any other unknown key raises `InvalidRequest` naming it.
+One rule for keys at every level, top level and nested objects alike (`wire.check_keys`):
+documented keys that never change the answer are accepted and ignored (`service_tier`, as
+we route ourselves; `cache_control` wherever Anthropic documents it, a cost hint;
+`thinking.display`); documented features the canonical model cannot carry raise
+`UnsupportedFeature` unless null; any other key raises `InvalidRequest` naming its path. Integer
+fields take JSON integers only, token counts at most 2^31-1; carried JSON (tool schemas,
+`tool_use` inputs) must encode again (see `turnout.core.json_data`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import Part, TextPart
 from turnout.core.request import ChatRequest, Message, ThinkingConfig, ToolChoice, ToolDefinition
-from turnout.dialects.anthropic_messages.content_in import decode_messages
+from turnout.dialects.anthropic_messages.content_in import BLOCK_KEYS, decode_messages
 from turnout.dialects.anthropic_messages.wire import (
+    check_keys,
     invalid,
     join,
+    need_data,
     need_list,
     need_object,
     need_str,
 )
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import INT32_MAX, keys, type_name
 
-_KNOWN_KEYS = frozenset({
-    "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
-    "top_k", "stream", "metadata", "thinking", "tools", "tool_choice", "service_tier",
-    "cache_control",
-})
-
-_UNSUPPORTED_KEYS = frozenset({
-    "output_config", "container", "mcp_servers", "context_management", "inference_geo",
-    "speed", "diagnostics",
-})
-
-_TOOL_KEYS = frozenset({"name", "description", "input_schema", "strict", "type",
-                        "cache_control"})
+_TOP_KEYS = keys(
+    "model max_tokens messages system stop_sequences temperature top_p top_k stream "
+    "metadata thinking tools tool_choice",
+    advisory="service_tier cache_control",
+    unsupported="output_config container mcp_servers context_management inference_geo speed "
+                "diagnostics")
+_TOOL_KEYS = keys("name description input_schema strict type", advisory="cache_control",
+                  unsupported="allowed_callers defer_loading eager_input_streaming "
+                              "input_examples")
+_TOOL_CHOICE_KEYS = {"auto": keys("type disable_parallel_tool_use"),
+                     "any": keys("type disable_parallel_tool_use"),
+                     "tool": keys("type name disable_parallel_tool_use"),
+                     "none": keys("type")}
+# `display` only chooses whether thinking is summarised for the client: ignored.
+_THINKING_KEYS = {"enabled": keys("type budget_tokens", advisory="display"),
+                  "adaptive": keys("type", advisory="display"),
+                  "disabled": keys("type")}
+_METADATA_KEYS = keys("user_id")
 
 _TOOL_CHOICE_MODES: dict[str, Literal["auto", "none", "required", "tool"]] = {
     "auto": "auto", "any": "required", "tool": "tool", "none": "none",
@@ -51,14 +62,12 @@ def decode_request(
     """Validate an Anthropic Messages body into a `ChatRequest`."""
     if not isinstance(body, dict):
         raise InvalidRequest(f"request body must be a JSON object, got {type_name(body)}")
-    _check_keys(body)
+    check_keys(body, "", _TOP_KEYS)
     if model is None:
         model = need_str(body, "model", "")
-    max_tokens = body.get("max_tokens")
     if "max_tokens" not in body:
         raise invalid("max_tokens", "Field required")
-    if not _is_int(max_tokens) or max_tokens < 1:
-        raise invalid("max_tokens", f"expected a positive integer, got {max_tokens!r}")
+    max_tokens = _integer(body["max_tokens"], "max_tokens", 1, "a positive integer")
     if stream is None:
         stream = _optional_bool(body, "stream") or False
     tool_choice, parallel = _tool_choice(body.get("tool_choice"))
@@ -81,18 +90,13 @@ def decode_request(
     )
 
 
-def _check_keys(body: dict[str, Any]) -> None:
-    for key in body:
-        if key in _KNOWN_KEYS:
-            continue
-        if key in _UNSUPPORTED_KEYS:
-            raise UnsupportedFeature(f"{key}: this parameter is not supported by this gateway",
-                                     param=key)
-        raise invalid(key, "Extra inputs are not permitted (unknown parameter)")
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integer(value: Any, path: str, low: int, what: str, high: int = INT32_MAX) -> int:
+    """An integer in [low, high] (`what` names the range). Only JSON integers: Anthropic's
+    API takes `5.0` for no integer field, and integers too large for 64 bits, which the JSON
+    parser turns into floats, are refused by the same rule."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid(path, f"expected {what} (at most {high}), got {value!r}")
+    return value
 
 
 def _optional_bool(body: dict[str, Any], key: str) -> bool | None:
@@ -114,11 +118,7 @@ def _unit_number(body: dict[str, Any], key: str) -> float | None:
 
 
 def _top_k(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not _is_int(value) or value < 0:
-        raise invalid("top_k", f"expected a non-negative integer, got {value!r}")
-    return int(value)
+    return None if value is None else _integer(value, "top_k", 0, "a non-negative integer")
 
 
 def _system(value: Any) -> list[Message]:
@@ -134,6 +134,7 @@ def _system(value: Any) -> list[Message]:
         if block.get("type") != "text":
             raise invalid(join(path, "type"),
                           f"system blocks must be 'text', got {block.get('type')!r}")
+        check_keys(block, path, BLOCK_KEYS["text"])
         parts.append(TextPart(need_str(block, "text", path)))
     return [Message("system", parts)] if parts else []
 
@@ -152,9 +153,7 @@ def _user(value: Any) -> str | None:
     if value is None:
         return None
     metadata = need_object(value, "metadata")
-    for key in metadata:
-        if key != "user_id":
-            raise invalid(join("metadata", key), "Extra inputs are not permitted")
+    check_keys(metadata, "metadata", _METADATA_KEYS)
     user_id = metadata.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
         raise invalid("metadata.user_id", f"expected a string, got {type_name(user_id)}")
@@ -173,17 +172,14 @@ def _tools(value: Any) -> list[ToolDefinition]:
             raise UnsupportedFeature(
                 f"{path}.type: server tool {kind!r} is not supported; only custom tools "
                 "(name, description, input_schema) are", param=join(path, "type"))
-        for key in tool:
-            if key not in _TOOL_KEYS:
-                raise UnsupportedFeature(f"{path}.{key}: this tool option is not supported",
-                                         param=join(path, key))
+        check_keys(tool, path, _TOOL_KEYS)
         description = tool.get("description")
         if description is not None and not isinstance(description, str):
             raise invalid(join(path, "description"),
                           f"expected a string, got {type_name(description)}")
         if "input_schema" not in tool:
             raise invalid(join(path, "input_schema"), "Field required")
-        schema = need_object(tool["input_schema"], join(path, "input_schema"))
+        schema = need_data(tool["input_schema"], join(path, "input_schema"))
         strict = tool.get("strict")
         if strict is not None and not isinstance(strict, bool):
             raise invalid(join(path, "strict"), f"expected a boolean, got {type_name(strict)}")
@@ -200,6 +196,7 @@ def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
     if kind not in _TOOL_CHOICE_MODES:
         raise invalid("tool_choice.type",
                       f"expected 'auto', 'any', 'tool' or 'none', got {kind!r}")
+    check_keys(choice, "tool_choice", _TOOL_CHOICE_KEYS[kind])
     name = need_str(choice, "name", "tool_choice") if kind == "tool" else None
     disable = _optional_bool(choice, "disable_parallel_tool_use")
     return ToolChoice(_TOOL_CHOICE_MODES[kind], name), (False if disable else None)
@@ -210,6 +207,8 @@ def _thinking(value: Any) -> ThinkingConfig | None:
         return None
     thinking = need_object(value, "thinking")
     kind = thinking.get("type")
+    if kind in _THINKING_KEYS:
+        check_keys(thinking, "thinking", _THINKING_KEYS[kind])
     if kind == "disabled":
         return None
     if kind == "adaptive":
@@ -218,8 +217,6 @@ def _thinking(value: Any) -> ThinkingConfig | None:
     if kind != "enabled":
         raise invalid("thinking.type",
                       f"expected 'enabled', 'adaptive' or 'disabled', got {kind!r}")
-    budget = thinking.get("budget_tokens")
-    if not _is_int(budget) or budget < MIN_THINKING_BUDGET:
-        raise invalid("thinking.budget_tokens",
-                      f"expected an integer >= {MIN_THINKING_BUDGET}, got {budget!r}")
+    budget = _integer(thinking.get("budget_tokens"), "thinking.budget_tokens",
+                      MIN_THINKING_BUDGET, f"an integer >= {MIN_THINKING_BUDGET}")
     return ThinkingConfig(enabled=True, budget_tokens=budget)

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from turnout.core.errors import InvalidRequest, MalformedResponse
+from turnout.core.errors import InvalidRequest, MalformedResponse, UnsupportedFeature
+from turnout.core.json_data import json_fault
 from turnout.core.response import FinishReason, Usage
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import Keys, first_stray, type_name
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The `anthropic-version` header sent upstream; the wire shapes here follow it."""
@@ -95,6 +96,26 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 # --- validation helpers for inbound request bodies --------------------------------------------
 
+def check_keys(obj: dict[str, Any], path: str, spec: Keys) -> None:
+    """The one rule for keys, applied at every level of a request (top level, messages,
+    content blocks, image sources, tools, tool choice, thinking, metadata)."""
+    stray = first_stray(obj, spec)
+    if stray is None:
+        return
+    key, documented = stray
+    if documented:
+        raise UnsupportedFeature(f"{join(path, key)}: this parameter is not supported by "
+                                 "this gateway", param=join(path, key))
+    raise unknown_key(path, key)
+
+
+def unknown_key(path: str, key: str) -> InvalidRequest:
+    """A key the Messages API does not document, wherever it appears: refused naming its
+    path, as Anthropic does. (Carrying such extras through to an Anthropic upstream would be
+    decided here, in one place.)"""
+    return invalid(join(path, key), "Extra inputs are not permitted (unknown parameter)")
+
+
 def invalid(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param)
 
@@ -117,6 +138,19 @@ def need_object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid(path, f"expected an object, got {type_name(value)}")
     return value
+
+
+def need_data(value: Any, path: str) -> dict[str, Any]:
+    """An object carried on unchanged (a JSON Schema, a tool's input): it must encode again
+    for any upstream (see `json_fault`)."""
+    obj = need_object(value, path)
+    fault = json_fault(obj)
+    if fault is not None:
+        where = path
+        for key in fault[0]:
+            where = join(where, key)
+        raise invalid(where, fault[1])
+    return obj
 
 
 def need_list(value: Any, path: str) -> list[Any]:

@@ -20,11 +20,12 @@ from turnout.core.parts import ImagePart, Part, TextPart, ToolCallPart, ToolResu
 from turnout.core.request import Message, Role
 from turnout.dialects.gemini._wire import (
     arr,
+    data,
     invalid_request,
     message,
-    obj,
     only_keys,
     string,
+    unknown_field,
 )
 from turnout.dialects.gemini.fold import fold_parts
 from turnout.dialects.gemini.parts import image_in
@@ -76,8 +77,13 @@ def decode_system(value: Any) -> Message | None:
     for i, raw in enumerate(arr(content.get("parts", []), "systemInstruction.parts")):
         param = f"systemInstruction.parts.{i}"
         part = message(raw, param)
-        if set(part) != {"text"}:
-            raise UnsupportedFeature("system instructions may hold text parts only", param=param)
+        for key in part:
+            if key in _DATA_KEYS and key != "text":
+                raise UnsupportedFeature("system instructions may hold text parts only",
+                                         param=f"{param}.{key}")
+        only_keys(part, ("text",), param)
+        if "text" not in part:
+            raise InvalidRequest("a system instruction part needs `text`", param=param)
         texts.append(TextPart(string(part["text"], f"{param}.text")))
     return Message("system", texts) if texts else None
 
@@ -123,7 +129,7 @@ def _check_part(part: dict[str, Any], role: str, param: str) -> None:
         if key in _UNSUPPORTED:
             raise UnsupportedFeature(f"`{key}` parts are not supported in a `{role}` turn",
                                      param=f"{param}.{key}")
-        raise InvalidRequest(f"unknown field `{param}.{key}`", param=f"{param}.{key}")
+        raise unknown_field(param, key)
     data = [k for k in _DATA_KEYS if k in part]
     signature_only = role == "model" and not data and "thoughtSignature" in part
     if len(data) != 1 and not signature_only:
@@ -161,7 +167,7 @@ def _tool_result(value: Any, calls: _Calls, param: str) -> ToolResultPart:
             raise UnsupportedFeature(f"`{key}` is not supported", param=f"{param}.{key}")
     only_keys(response, ("id", "name", "response", "parts"), param)
     name = string(response.get("name"), f"{param}.name")
-    result = obj(response.get("response"), f"{param}.response")
+    result = data(response.get("response"), f"{param}.response")
     wire_id = response.get("id")
     if wire_id is not None:
         wire_id = string(wire_id, f"{param}.id") or None

@@ -27,7 +27,7 @@ from turnout.core.events import (
     ToolArgsDelta,
 )
 from turnout.core.parts import Part, TextPart, ThinkingPart, ToolCallPart
-from turnout.dialects.gemini._wire import ErrorFactory, boolean, message, obj, string
+from turnout.dialects.gemini._wire import ErrorFactory, boolean, data, message, string
 from turnout.dialects.gemini.parts import args_json
 
 CallIdIn = Callable[[str | None], str]
@@ -94,7 +94,7 @@ class PartFolder:
         call = message(raw, param, self._err)
         name = string(call.get("name"), f"{param}.name", self._err)
         args = call.get("args")
-        args = {} if args is None else obj(args, f"{param}.args", self._err)
+        args = {} if args is None else data(args, f"{param}.args", self._err)
         if "partialArgs" in call or call.get("willContinue"):
             raise self._err("streamed function call arguments are not supported", param)
         wire_id = call.get("id")

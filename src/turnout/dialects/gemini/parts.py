@@ -24,7 +24,13 @@ import orjson
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart
-from turnout.dialects.gemini._wire import ErrorFactory, invalid_request, message, string
+from turnout.dialects.gemini._wire import (
+    ErrorFactory,
+    invalid_request,
+    message,
+    only_keys,
+    string,
+)
 
 CallIdOut = Callable[[str], str | None]
 """Canonical tool-call id -> the wire `id` to send (None: send no id)."""
@@ -77,6 +83,7 @@ def image_in(
     """An `inlineData` or `fileData` wire part (only images) as an `ImagePart`."""
     if "inlineData" in part:
         blob = message(part["inlineData"], f"{param}.inlineData", err)
+        only_keys(blob, _BLOB_KEYS, f"{param}.inlineData", err)
         mime = string(blob.get("mimeType"), f"{param}.inlineData.mimeType", err)
         data = string(blob.get("data"), f"{param}.inlineData.data", err)
         if not mime.startswith("image/"):
@@ -84,8 +91,9 @@ def image_in(
                                      "only)", param=f"{param}.inlineData.mimeType")
         if not data:
             raise err("inline data must not be empty", f"{param}.inlineData.data")
-        return ImagePart(f"data:{mime};base64,{data}", detail=_detail_in(part))
+        return ImagePart(f"data:{mime};base64,{data}", detail=_detail_in(part, param, err))
     file = message(part.get("fileData"), f"{param}.fileData", err)
+    only_keys(file, _FILE_KEYS, f"{param}.fileData", err)
     uri = string(file.get("fileUri"), f"{param}.fileData.fileUri", err)
     file_mime = file.get("mimeType")
     if file_mime is not None and not string(
@@ -95,12 +103,24 @@ def image_in(
     if urlsplit(uri).scheme.lower() not in ("http", "https"):
         raise UnsupportedFeature("only http(s) file URIs are supported",
                                  param=f"{param}.fileData.fileUri")
-    return ImagePart(uri, detail=_detail_in(part))
+    return ImagePart(uri, detail=_detail_in(part, param, err))
 
 
-def _detail_in(part: dict[str, Any]) -> str | None:
-    resolution = part.get("mediaResolution")
-    level = resolution.get("level") if isinstance(resolution, dict) else None
+# `displayName` only labels the data: ignored.
+_BLOB_KEYS = ("mimeType", "data", "displayName")
+_FILE_KEYS = ("mimeType", "fileUri", "displayName")
+
+
+def _detail_in(part: dict[str, Any], param: str, err: ErrorFactory) -> str | None:
+    if part.get("mediaResolution") is None:
+        return None
+    where = f"{param}.mediaResolution"
+    resolution = message(part["mediaResolution"], where, err)
+    if resolution.get("numTokens") is not None:
+        raise UnsupportedFeature("an exact media token count is not supported",
+                                 param=f"{where}.numTokens")
+    only_keys(resolution, ("level", "numTokens"), where, err)
+    level = resolution.get("level")
     return {"MEDIA_RESOLUTION_LOW": "low", "MEDIA_RESOLUTION_HIGH": "high"}.get(str(level))
 
 

@@ -10,11 +10,15 @@ The model and streaming come from the URL (`/models/{model}:generateContent` or
 - `thinkingConfig`: budget 0 disables thinking, -1 (dynamic) enables it without a budget,
   `thinkingLevel` becomes the canonical effort. `includeThoughts` has no canonical field
   (thinking, when enabled, is always returned to the gateway).
+- Integers are read as proto3 JSON reads them (`5`, `5.0`, `1e3` or `"5"`), within the
+  field's proto type (int32 for every `generationConfig` integer); numbers within the
+  documented ranges; carried JSON (schemas, `args`, `response`) must encode again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
@@ -28,15 +32,16 @@ from turnout.core.request import (
 from turnout.dialects.gemini._wire import (
     arr,
     boolean,
+    data,
     integer,
     message,
     number,
-    obj,
     only_keys,
     string,
 )
 from turnout.dialects.gemini.contents_in import decode_contents, decode_system
 from turnout.dialects.gemini.schema import openapi_to_json_schema
+from turnout.dialects.json_types import INT32_MAX, INT32_MIN
 
 _TOP_LEVEL = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
               "safetySettings", "cachedContent", "model")
@@ -123,11 +128,12 @@ def _declaration(value: Any, param: str) -> ToolDefinition:
         raise InvalidRequest("set `parameters` or `parametersJsonSchema`, not both",
                              param=param)
     if "parametersJsonSchema" in declaration:
-        tool.parameters = obj(declaration["parametersJsonSchema"],
-                              f"{param}.parametersJsonSchema")
+        tool.parameters = data(declaration["parametersJsonSchema"],
+                               f"{param}.parametersJsonSchema")
     elif declaration.get("parameters") is not None:
-        tool.parameters = openapi_to_json_schema(declaration["parameters"],
-                                                 f"{param}.parameters")
+        tool.parameters = data(openapi_to_json_schema(declaration["parameters"],
+                                                      f"{param}.parameters"),
+                               f"{param}.parameters")
     return tool
 
 
@@ -179,15 +185,16 @@ def _restricted(mode: str, allowed: list[str], known: set[str], param: str) -> T
 
 
 _SCALAR_SETTINGS: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
-    ("temperature", "temperature", number),
-    ("topP", "top_p", number),
-    ("topK", "top_k", integer),
-    ("maxOutputTokens", "max_tokens", integer),
-    ("seed", "seed", integer),
-    ("presencePenalty", "presence_penalty", number),
-    ("frequencyPenalty", "frequency_penalty", number),
+    ("temperature", "temperature", partial(number, low=0.0, high=2.0)),
+    ("topP", "top_p", partial(number, low=0.0, high=1.0)),
+    ("topK", "top_k", partial(integer, low=0, high=INT32_MAX)),
+    ("maxOutputTokens", "max_tokens", partial(integer, low=1, high=INT32_MAX)),
+    ("seed", "seed", partial(integer, low=INT32_MIN, high=INT32_MAX)),
+    ("presencePenalty", "presence_penalty", partial(number, low=-2.0, high=2.0)),
+    ("frequencyPenalty", "frequency_penalty", partial(number, low=-2.0, high=2.0)),
 )
-"""`generationConfig` scalars: wire key, canonical field, validator."""
+"""`generationConfig` scalars: wire key, canonical field, validator (int32 fields, as
+Gemini declares them; numbers in the ranges the providers document)."""
 
 
 def _generation_config(value: Any, request: ChatRequest) -> None:
@@ -203,8 +210,8 @@ def _generation_config(value: Any, request: ChatRequest) -> None:
             setattr(request, attr, parse(get(key), p + key))
     request.stop = [string(s, p + "stopSequences")
                     for s in arr(get("stopSequences", []), p + "stopSequences")]
-    if get("candidateCount") is not None and integer(get("candidateCount"),
-                                                     p + "candidateCount") != 1:
+    if get("candidateCount") is not None and integer(
+            get("candidateCount"), p + "candidateCount", low=INT32_MIN, high=INT32_MAX) != 1:
         raise UnsupportedFeature("only one candidate is supported", param=p + "candidateCount")
     modalities = arr(get("responseModalities", []), p + "responseModalities")
     if any(string(m, p + "responseModalities").upper() != "TEXT" for m in modalities):
@@ -222,9 +229,10 @@ def _response_format(config: dict[str, Any]) -> ResponseFormat | None:
         raise InvalidRequest("set `responseSchema` or `responseJsonSchema`, not both",
                              param=p + "responseSchema")
     if config.get("responseJsonSchema") is not None:
-        schema = obj(config["responseJsonSchema"], p + "responseJsonSchema")
+        schema = data(config["responseJsonSchema"], p + "responseJsonSchema")
     elif config.get("responseSchema") is not None:
-        schema = openapi_to_json_schema(config["responseSchema"], p + "responseSchema")
+        schema = data(openapi_to_json_schema(config["responseSchema"], p + "responseSchema"),
+                      p + "responseSchema")
     if mime == "application/json":
         return ResponseFormat("json_schema", schema=schema) if schema is not None \
             else ResponseFormat("json_object")
@@ -249,7 +257,7 @@ def _thinking(value: Any) -> ThinkingConfig | None:
     if budget is not None and level is not None:
         raise InvalidRequest("set thinkingBudget or thinkingLevel, not both", param=p)
     if budget is not None:
-        budget = integer(budget, f"{p}.thinkingBudget")
+        budget = integer(budget, f"{p}.thinkingBudget", low=INT32_MIN, high=INT32_MAX)
         if budget == 0:
             return ThinkingConfig(enabled=False)
         if budget < -1:

@@ -44,7 +44,7 @@ def openapi_to_json_schema(schema: Any, param: str, depth: int = 0) -> dict[str,
             out[key] = schema[key]
     for key in _COUNTS:
         if key in schema:
-            out[key] = integer(schema[key], f"{param}.{key}")
+            out[key] = integer(schema[key], f"{param}.{key}", low=0)
     if "example" in schema:
         out["examples"] = [schema["example"]]
     if "properties" in schema:

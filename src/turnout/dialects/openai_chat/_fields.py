@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnout.core.errors import InvalidRequest
-from turnout.dialects.json_types import type_name
+from turnout.core.errors import InvalidRequest, UnsupportedFeature
+from turnout.core.json_data import json_fault
+from turnout.dialects.json_types import Keys, first_stray, type_name
 
 
 def wrong_type(param: str, expected: str, value: Any) -> InvalidRequest:
@@ -44,21 +45,34 @@ def opt_bool(value: Any, param: str) -> bool | None:
     return value
 
 
-def opt_int(value: Any, param: str, minimum: int | None = None) -> int | None:
+def opt_int(value: Any, param: str, low: int, high: int) -> int | None:
+    """An integer within [low, high]. Strict, like OpenAI's own validation and the SDK's
+    `int` types: `5.0` is a decimal number, not an integer. The range is checked first,
+    because integers too large for 64 bits reach here as floats (the JSON parser turns
+    them into doubles), and for those the bound is what a client needs to hear."""
     if value is None:
         return None
-    number: int
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)  # JSON has no int type; 5.0 is how some encoders write 5
-    else:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise wrong_type(param, "an integer", value)
-    if minimum is not None and number < minimum:
+    if isinstance(value, float) and not value.is_integer():  # 5.5, and inf / nan
+        raise _decimal(param)
+    if value < low:
         raise InvalidRequest(
-            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, "
-            f"but got {number} instead.", param=param)
-    return number
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.", param=param)
+    if value > high:
+        raise InvalidRequest(
+            f"Invalid '{param}': integer above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.", param=param)
+    if isinstance(value, float):
+        raise _decimal(param)
+    return value
+
+
+def _decimal(param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected an integer, but got a decimal number instead.",
+        param=param)
 
 
 def opt_number(value: Any, param: str, low: float, high: float) -> float | None:
@@ -66,7 +80,7 @@ def opt_number(value: Any, param: str, low: float, high: float) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise wrong_type(param, "a number", value)
-    if not low <= value <= high:
+    if not low <= value <= high:  # also refuses nan, which compares false
         raise InvalidRequest(
             f"Invalid '{param}': expected a value between {low:g} and {high:g}, "
             f"but got {value} instead.", param=param)
@@ -79,6 +93,18 @@ def opt_object(value: Any, param: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise wrong_type(param, "an object", value)
     return value
+
+
+def opt_data(value: Any, param: str) -> dict[str, Any] | None:
+    """An object carried on unchanged (a JSON Schema): it must encode again for any
+    upstream (see `json_fault`)."""
+    obj = opt_object(value, param)
+    fault = None if obj is None else json_fault(obj)
+    if fault is not None:
+        path, reason = fault
+        where = param + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path)
+        raise InvalidRequest(f"Invalid '{where}': {reason}.", param=where)
+    return obj
 
 
 def req_object(value: Any, param: str) -> dict[str, Any]:
@@ -102,3 +128,26 @@ def bad_value(param: str, value: Any, allowed: str) -> InvalidRequest:
         f"Invalid value for '{param}': {value!r}. Supported values are: {allowed}.",
         param=param,
     )
+
+
+def check_keys(obj: dict[str, Any], param: str, spec: Keys) -> None:
+    """The one rule for keys, applied at every level of a request (top level, messages,
+    content parts, tool calls, tools, tool choice, response format, stream options)."""
+    stray = first_stray(obj, spec)
+    if stray is None:
+        return
+    key, documented = stray
+    where = f"{param}.{key}" if param else key
+    if documented:
+        raise UnsupportedFeature(f"The '{where}' parameter is not supported.", param=where)
+    raise unknown_key(param, key)
+
+
+def unknown_key(param: str, key: str) -> InvalidRequest:
+    """A key OpenAI does not document, wherever it appears: refused naming its path, as
+    OpenAI does. (Carrying such extras through to an OpenAI upstream would be decided here,
+    in one place.)"""
+    if not param:
+        return InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
+    return InvalidRequest(f"Unrecognized parameter '{key}' in '{param}'.",
+                          param=f"{param}.{key}")

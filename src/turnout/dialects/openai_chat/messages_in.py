@@ -1,4 +1,7 @@
-"""Inbound: the `messages` array of a Chat Completions request into canonical messages."""
+"""Inbound: the `messages` array of a Chat Completions request into canonical messages.
+
+Messages, content parts, image URLs and tool calls follow the dialect's one rule for keys
+(`_fields.check_keys`), like the top level of the request."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from typing import Any
 from turnout.core.errors import InvalidRequest, UnsupportedFeature
 from turnout.core.parts import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from turnout.core.request import Message
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import keys, type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
+    check_keys,
     opt_str,
     req_list,
     req_object,
@@ -20,19 +24,27 @@ from turnout.dialects.openai_chat._fields import (
 _ROLES = "'system', 'developer', 'user', 'assistant', 'tool'"
 _IMAGE_DETAILS = ("auto", "low", "high", "original")
 
-# Keys each role may carry. Keys outside these are rejected (OpenAI does the same) unless
-# their value is null, which SDKs produce when a returned message is echoed back.
-_COMMON_KEYS = frozenset({"role", "content", "name"})
-_ASSISTANT_KEYS = _COMMON_KEYS | {
-    "tool_calls", "refusal", "reasoning_content", "reasoning",
-    # Citations from web search, echoed back with the message: metadata only.
-    "annotations",
+# Keys each role may carry (null counts as absent, as SDKs write it when a returned message is
+# echoed back). Web-search `annotations` echoed back with an assistant message are metadata
+# only; `audio` and `function_call` are real but cannot be carried.
+_ROLE_KEYS = {
+    "system": keys("role content name"),
+    "developer": keys("role content name"),
+    "user": keys("role content name"),
+    "assistant": keys("role content name tool_calls refusal reasoning_content reasoning",
+                      advisory="annotations", unsupported="audio function_call"),
+    # Tool messages have no `name` in OpenAI's schema, but common clients send the tool's
+    # name there; it is a fallback for `ToolResultPart.name`.
+    "tool": keys("role content name tool_call_id"),
 }
-# Tool messages have no `name` in OpenAI's schema, but common clients send the tool's name
-# there; it is a fallback for `ToolResultPart.name`.
-_TOOL_KEYS = _COMMON_KEYS | {"tool_call_id"}
 # Prompt-cache hints on a content part change cost, never the answer: ignored.
-_PART_HINT_KEYS = frozenset({"prompt_cache_breakpoint", "cache_control"})
+_HINTS = "prompt_cache_breakpoint cache_control"
+_PART_KEYS = {"text": keys("type text", advisory=_HINTS),
+              "image_url": keys("type image_url", advisory=_HINTS),
+              "refusal": keys("type refusal")}
+_IMAGE_URL_KEYS = keys("url detail")
+_TOOL_CALL_KEYS = keys("id type function")
+_CALLED_FUNCTION_KEYS = keys("name arguments")
 
 
 def decode_messages(value: Any) -> list[Message]:
@@ -59,16 +71,15 @@ def _decode_message(item: Any, param: str, tool_names: dict[str, str]) -> Messag
     if not isinstance(role, str):
         raise (InvalidRequest(f"Missing required parameter: '{param}.role'.", param=f"{param}.role")
                if role is None else wrong_type(f"{param}.role", "a string", role))
+    if role in _ROLE_KEYS:
+        check_keys(obj, param, _ROLE_KEYS[role])
     if role in ("system", "developer", "user"):
-        _check_keys(obj, _COMMON_KEYS, param)
         parts = _content_parts(obj.get("content"), f"{param}.content", images=role == "user")
         name = opt_str(obj.get("name"), f"{param}.name")
         return Message("user" if role == "user" else "system", parts, name)
     if role == "assistant":
-        _check_keys(obj, _ASSISTANT_KEYS, param)
         return _assistant(obj, param)
     if role == "tool":
-        _check_keys(obj, _TOOL_KEYS, param)
         call_id = req_str(obj.get("tool_call_id"), f"{param}.tool_call_id")
         parts = _content_parts(obj.get("content"), f"{param}.content", images=False)
         text = [p for p in parts if isinstance(p, TextPart)]
@@ -80,16 +91,6 @@ def _decode_message(item: Any, param: str, tool_names: dict[str, str]) -> Messag
             "The deprecated 'function' role is not supported; use 'tool' messages.",
             param=f"{param}.role")
     raise bad_value(f"{param}.role", role, _ROLES)
-
-
-def _check_keys(obj: dict[str, Any], allowed: frozenset[str], param: str) -> None:
-    for key, value in obj.items():
-        if key in allowed or value is None:
-            continue
-        if key in ("audio", "function_call"):
-            raise UnsupportedFeature(f"'{param}.{key}' is not supported.", param=f"{param}.{key}")
-        raise InvalidRequest(
-            f"Unrecognized parameter '{key}' in '{param}'.", param=f"{param}.{key}")
 
 
 def _content_parts(value: Any, param: str, *, images: bool) -> list[Part]:
@@ -106,10 +107,10 @@ def _content_part(value: Any, param: str, images: bool) -> Part:
     obj = req_object(value, param)
     kind = req_str(obj.get("type"), f"{param}.type")
     if kind == "text":
-        _check_part_keys(obj, "text", param)
+        check_keys(obj, param, _PART_KEYS["text"])
         return TextPart(req_str(obj.get("text"), f"{param}.text"))
     if kind == "image_url" and images:
-        _check_part_keys(obj, "image_url", param)
+        check_keys(obj, param, _PART_KEYS["image_url"])
         return _image(obj.get("image_url"), f"{param}.image_url")
     if kind in ("input_audio", "file") and images:
         raise UnsupportedFeature(
@@ -118,15 +119,9 @@ def _content_part(value: Any, param: str, images: bool) -> Part:
     raise bad_value(f"{param}.type", kind, allowed)
 
 
-def _check_part_keys(obj: dict[str, Any], payload: str, param: str) -> None:
-    for key in obj:
-        if key not in ("type", payload) and key not in _PART_HINT_KEYS:
-            raise InvalidRequest(
-                f"Unrecognized parameter '{key}' in '{param}'.", param=f"{param}.{key}")
-
-
 def _image(value: Any, param: str) -> ImagePart:
     obj = req_object(value, param)
+    check_keys(obj, param, _IMAGE_URL_KEYS)
     url = req_str(obj.get("url"), f"{param}.url")
     detail = opt_str(obj.get("detail"), f"{param}.detail")
     if detail is not None and detail not in _IMAGE_DETAILS:
@@ -180,6 +175,8 @@ def _assistant_content(value: Any, param: str) -> list[Part]:
         item_param = f"{param}[{j}]"
         obj = req_object(item, item_param)
         kind = req_str(obj.get("type"), f"{item_param}.type")
+        if kind in _PART_KEYS and kind != "image_url":
+            check_keys(obj, item_param, _PART_KEYS[kind])
         if kind == "text":
             parts.append(TextPart(req_str(obj.get("text"), f"{item_param}.text")))
         elif kind == "refusal":
@@ -197,8 +194,10 @@ def _tool_call(value: Any, param: str) -> ToolCallPart:
         raise UnsupportedFeature("Custom tool calls are not supported.", param=f"{param}.type")
     if kind != "function":
         raise bad_value(f"{param}.type", kind, "'function'")
+    check_keys(obj, param, _TOOL_CALL_KEYS)
     call_id = req_str(obj.get("id"), f"{param}.id")
     function = req_object(obj.get("function"), f"{param}.function")
+    check_keys(function, f"{param}.function", _CALLED_FUNCTION_KEYS)
     name = req_str(function.get("name"), f"{param}.function.name")
     arguments = function.get("arguments")
     if not isinstance(arguments, str):

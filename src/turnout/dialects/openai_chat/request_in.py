@@ -5,6 +5,16 @@ Accepted and ignored because they cannot change the answer: `store` when false,
 `prompt_cache_key`, `safety_identifier` (used as `user` when `user` is absent), and
 `logprobs: false`, `logit_bias: {}`, `modalities: ["text"]`, `n: 1`. Everything else
 OpenAI knows but the canonical model cannot carry raises `UnsupportedFeature` naming it.
+
+One rule for keys at every level, top level and nested objects alike (`_fields.check_keys`):
+documented keys are read (null counting as absent) or, when they never change the answer,
+accepted and ignored; documented features we cannot carry are refused by name unless null;
+any other key is a 400 naming its path, as OpenAI answers.
+
+Numbers are checked against their ranges here, never left for an upstream to refuse (or for
+the encoder to crash on): token limits within 1..2^31-1, `seed` within int64, integer fields
+strictly integers (`5.0` is refused, as OpenAI refuses it), and JSON carried on unchanged
+(tool parameters, response schemas) encodable again (see `turnout.core.json_data`).
 """
 
 from __future__ import annotations
@@ -20,10 +30,12 @@ from turnout.core.request import (
     ToolChoice,
     ToolDefinition,
 )
-from turnout.dialects.json_types import type_name
+from turnout.dialects.json_types import INT32_MAX, INT64_MAX, INT64_MIN, keys, type_name
 from turnout.dialects.openai_chat._fields import (
     bad_value,
+    check_keys,
     opt_bool,
+    opt_data,
     opt_int,
     opt_number,
     opt_object,
@@ -38,18 +50,23 @@ from turnout.dialects.openai_chat.messages_in import decode_messages
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EFFORTS = ("minimal", "low", "medium", "high")
 
-_SUPPORTED = frozenset({
-    "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-    "stream", "stream_options", "max_tokens", "max_completion_tokens", "stop", "temperature",
-    "top_p", "seed", "user", "frequency_penalty", "presence_penalty", "reasoning_effort",
-    "metadata", "n", "store", "service_tier", "prompt_cache_key", "safety_identifier",
-    "logprobs", "top_logprobs", "logit_bias", "modalities",
-})
-# Known to OpenAI, not expressible here: a non-null value is refused by name.
-_UNSUPPORTED = frozenset({
-    "audio", "prediction", "web_search_options", "functions", "function_call", "verbosity",
-    "moderation", "prompt_cache_retention", "prompt_cache_options",
-})
+# Top level: known to OpenAI but not expressible here, a non-null value is refused by name.
+_TOP_KEYS = keys(
+    "model messages tools tool_choice parallel_tool_calls response_format stream "
+    "stream_options max_tokens max_completion_tokens stop temperature top_p seed user "
+    "frequency_penalty presence_penalty reasoning_effort metadata n store service_tier "
+    "prompt_cache_key safety_identifier logprobs top_logprobs logit_bias modalities",
+    unsupported="audio prediction web_search_options functions function_call verbosity "
+                "moderation prompt_cache_retention prompt_cache_options")
+_TOOL_KEYS = keys("type function")
+_FUNCTION_KEYS = keys("name description parameters strict")
+_TOOL_CHOICE_KEYS = keys("type function")
+_NAMED_FUNCTION_KEYS = keys("name")
+_FORMAT_KEYS = {"text": keys("type"), "json_object": keys("type"),
+                "json_schema": keys("type json_schema")}
+_SCHEMA_KEYS = keys("name description schema strict")
+# `include_obfuscation` only pads stream events against side channels: ignored.
+_STREAM_OPTION_KEYS = keys("include_usage", advisory="include_obfuscation")
 
 
 def decode_request(
@@ -59,7 +76,7 @@ def decode_request(
     if not isinstance(body, dict):
         raise InvalidRequest(
             f"The request body must be a JSON object, but got {type_name(body)}.", param=None)
-    _check_top_keys(body)
+    check_keys(body, "", _TOP_KEYS)
     _check_ignored(body)
     request = ChatRequest(
         model=model if model is not None else req_str(body.get("model"), "model"),
@@ -76,6 +93,7 @@ def decode_request(
             raise InvalidRequest(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                 param="stream_options")
+        check_keys(options, "stream_options", _STREAM_OPTION_KEYS)
         request.include_usage = bool(
             opt_bool(options.get("include_usage"), "stream_options.include_usage"))
     request.thinking = _reasoning(body.get("reasoning_effort"))
@@ -83,25 +101,14 @@ def decode_request(
     return request
 
 
-def _check_top_keys(body: dict[str, Any]) -> None:
-    for key, value in body.items():
-        if key in _SUPPORTED:
-            continue
-        if key in _UNSUPPORTED:
-            if value is None:
-                continue
-            raise UnsupportedFeature(f"The '{key}' parameter is not supported.", param=key)
-        raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
-
-
 def _check_ignored(body: dict[str, Any]) -> None:
     """Parameters accepted only with values that leave the answer unchanged."""
-    n = opt_int(body.get("n"), "n", minimum=1)
+    n = opt_int(body.get("n"), "n", 1, 128)
     if n is not None and n > 1:
         raise UnsupportedFeature("Only n=1 is supported.", param="n")
     if opt_bool(body.get("logprobs"), "logprobs"):
         raise UnsupportedFeature("The 'logprobs' parameter is not supported.", param="logprobs")
-    if body.get("top_logprobs") is not None:
+    if opt_int(body.get("top_logprobs"), "top_logprobs", 0, 20) is not None:
         raise UnsupportedFeature(
             "The 'top_logprobs' parameter is not supported.", param="top_logprobs")
     if opt_object(body.get("logit_bias"), "logit_bias"):
@@ -124,9 +131,9 @@ def _check_ignored(body: dict[str, Any]) -> None:
 
 
 def _sampling(body: dict[str, Any], request: ChatRequest) -> None:
-    max_tokens = opt_int(body.get("max_tokens"), "max_tokens", minimum=1)
+    max_tokens = opt_int(body.get("max_tokens"), "max_tokens", 1, INT32_MAX)
     max_completion = opt_int(body.get("max_completion_tokens"), "max_completion_tokens",
-                             minimum=1)
+                             1, INT32_MAX)
     request.max_tokens = max_completion if max_completion is not None else max_tokens
     request.temperature = opt_number(body.get("temperature"), "temperature", 0.0, 2.0)
     request.top_p = opt_number(body.get("top_p"), "top_p", 0.0, 1.0)
@@ -134,7 +141,7 @@ def _sampling(body: dict[str, Any], request: ChatRequest) -> None:
         body.get("frequency_penalty"), "frequency_penalty", -2.0, 2.0)
     request.presence_penalty = opt_number(
         body.get("presence_penalty"), "presence_penalty", -2.0, 2.0)
-    request.seed = opt_int(body.get("seed"), "seed")
+    request.seed = opt_int(body.get("seed"), "seed", INT64_MIN, INT64_MAX)
     request.user = opt_str(body.get("user"), "user") or opt_str(
         body.get("safety_identifier"), "safety_identifier")
     request.stop = _stop(body.get("stop"))
@@ -169,7 +176,9 @@ def _tool(value: Any, param: str) -> ToolDefinition:
         raise UnsupportedFeature("Custom tools are not supported.", param=f"{param}.type")
     if kind != "function":
         raise bad_value(f"{param}.type", kind, "'function'")
+    check_keys(obj, param, _TOOL_KEYS)
     function = req_object(obj.get("function"), f"{param}.function")
+    check_keys(function, f"{param}.function", _FUNCTION_KEYS)
     name = req_str(function.get("name"), f"{param}.function.name")
     if not _NAME.match(name):
         raise InvalidRequest(
@@ -178,7 +187,7 @@ def _tool(value: Any, param: str) -> ToolDefinition:
     tool = ToolDefinition(
         name, opt_str(function.get("description"), f"{param}.function.description"),
         strict=opt_bool(function.get("strict"), f"{param}.function.strict"))
-    parameters = opt_object(function.get("parameters"), f"{param}.function.parameters")
+    parameters = opt_data(function.get("parameters"), f"{param}.function.parameters")
     if parameters is not None:
         tool.parameters = parameters
     return tool
@@ -198,7 +207,9 @@ def _tool_choice(value: Any, names: set[str]) -> ToolChoice | None:
             f"tool_choice of type {kind!r} is not supported.", param="tool_choice.type")
     if kind != "function":
         raise bad_value("tool_choice.type", kind, "'function'")
+    check_keys(obj, "tool_choice", _TOOL_CHOICE_KEYS)
     function = req_object(obj.get("function"), "tool_choice.function")
+    check_keys(function, "tool_choice.function", _NAMED_FUNCTION_KEYS)
     name = req_str(function.get("name"), "tool_choice.function.name")
     if name not in names:
         raise InvalidRequest(
@@ -212,6 +223,8 @@ def _response_format(value: Any) -> ResponseFormat | None:
     if obj is None:
         return None
     kind = req_str(obj.get("type"), "response_format.type")
+    if kind in _FORMAT_KEYS:
+        check_keys(obj, "response_format", _FORMAT_KEYS[kind])
     if kind == "text":
         return None  # the default; nothing to ask of any provider
     if kind == "json_object":
@@ -219,6 +232,7 @@ def _response_format(value: Any) -> ResponseFormat | None:
     if kind != "json_schema":
         raise bad_value("response_format.type", kind, "'text', 'json_object', 'json_schema'")
     spec = req_object(obj.get("json_schema"), "response_format.json_schema")
+    check_keys(spec, "response_format.json_schema", _SCHEMA_KEYS)
     name = req_str(spec.get("name"), "response_format.json_schema.name")
     if not _NAME.match(name):
         raise InvalidRequest(
@@ -226,7 +240,7 @@ def _response_format(value: Any) -> ResponseFormat | None:
             "'^[a-zA-Z0-9_-]{1,64}$'.", param="response_format.json_schema.name")
     return ResponseFormat(
         "json_schema", name=name,
-        schema=opt_object(spec.get("schema"), "response_format.json_schema.schema"),
+        schema=opt_data(spec.get("schema"), "response_format.json_schema.schema"),
         strict=opt_bool(spec.get("strict"), "response_format.json_schema.strict"),
         description=opt_str(spec.get("description"), "response_format.json_schema.description"),
     )
@@ -254,6 +268,8 @@ def _metadata(value: Any) -> dict[str, str]:
     if len(obj) > 16:
         raise InvalidRequest("Invalid 'metadata': at most 16 keys are allowed.", param="metadata")
     for key, item in obj.items():
+        if not isinstance(key, str):  # only a Python caller can send one
+            raise wrong_type("metadata", "an object with string keys", obj)
         if len(key) > 64:
             raise InvalidRequest(
                 "Invalid 'metadata': keys are at most 64 characters.", param="metadata")
