@@ -204,6 +204,7 @@ routes:
     assert (dep.kind, dep.dialect) == ("local", "openai_chat")
     assert dep.info.context_window == 2048  # the served n_ctx, not the model's 8k
     assert dep.info.tools is False
+    assert dep.info.max_output_tokens == 2048  # nor can it write more than n_ctx
     assert runtime.local_server_for(dep) is server
     assert set(runtime.routes) == {"tiny"}
 

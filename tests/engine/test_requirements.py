@@ -1,5 +1,5 @@
 """A request's needs against its targets: context windows (declared, or reported by an
-upstream) and capabilities. Against real simulators."""
+upstream), capabilities, and output limits. Against real simulators."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from turnout.core.request import (
 from turnout.dialects.base import UpstreamTarget
 from turnout.engine.context import CallContext
 from turnout.engine.plan import Candidate
-from turnout.engine.requirements import Requirements, request_needs
+from turnout.engine.requirements import Requirements, fit_output, output_cap, request_needs
 from turnout.providers.types import (
     JSON_SCHEMA,
     REASONING,
@@ -222,6 +222,41 @@ async def test_unknown_capabilities_and_unused_ones_never_skip_a_target(
     assert served == "b/model-b"
 
 
+# --- output limits --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", STREAM)
+async def test_max_tokens_is_capped_per_target_and_the_request_kept(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator], stream: bool
+) -> None:
+    """`a` may write at most 3 tokens: it is sent 3 and the call notes it. When `a` fails,
+    `b` (no declared limit) gets the 1,000 the client asked for, and nothing is noted."""
+    engine = await make_engine(["a", "b"], FAST, models={"a/model-a": {"max_output_tokens": 3}})
+    request = ask(max_tokens=1000)
+    response, served, ctx = await call(engine, stream, request)
+    assert served == "a/model-a" and response.finish_reason == "length"
+    assert response.text() == "Hello from a"  # the simulator counts words as tokens
+    assert ctx.max_tokens_capped == 3
+    assert upstream_bodies(sims["a"])[-1]["max_tokens"] == 3
+    assert request.max_tokens == 1000
+
+    sims["a"].faults.add(Fault(kind="status", status=500))
+    _response, served, ctx = await call(engine, stream, request)
+    assert served == "b/model-b" and ctx.max_tokens_capped is None
+    assert upstream_bodies(sims["a"])[-1]["max_tokens"] == 3
+    assert upstream_bodies(sims["b"])[-1]["max_tokens"] == 1000
+
+
+@pytest.mark.parametrize("stream", STREAM)
+async def test_max_tokens_within_the_limit_or_absent_is_left_alone(
+    make_engine: EngineFactory, sims: dict[str, RunningSimulator], stream: bool
+) -> None:
+    engine = await make_engine(["a"], FAST, models={"a/model-a": {"max_output_tokens": 50}})
+    for asked in (50, None):
+        _response, _served, ctx = await call(engine, stream, ask(max_tokens=asked))
+        assert ctx.max_tokens_capped is None
+        assert upstream_bodies(sims["a"])[-1].get("max_tokens") == asked
+
+
 # --- the checks themselves ------------------------------------------------------------------
 
 def deployment(name: str, **info: Any) -> Deployment:
@@ -259,3 +294,13 @@ def test_a_reported_overflow_marks_only_that_deployment() -> None:
     needs = Requirements(ask(), plan_of(a, b))
     needs.overflowed(a)
     assert not needs.fits(a) and needs.fits(b)
+
+
+def test_fit_output_copies_only_when_capping() -> None:
+    request = ask(max_tokens=500)
+    small, large = deployment("s", max_output_tokens=100), deployment("l")
+    assert output_cap(request, small) == 100 and output_cap(request, large) is None
+    assert fit_output(request, large) is request
+    capped = fit_output(request, small)
+    assert capped.max_tokens == 100 and request.max_tokens == 500
+    assert capped.messages is request.messages

@@ -1,6 +1,6 @@
 """A request's needs against its targets, end to end: prompts too long for every window,
-an upstream's context overflow failing over, and capabilities a target lacks (the
-default local model). Catalog facts are used as
+an upstream's context overflow failing over, capabilities a target lacks (the default
+local model) and `max_tokens` above a model's output limit. Catalog facts are used as
 shipped: the `kind: openai` providers here are real catalog rows pointed at the simulator."""
 
 from __future__ import annotations
@@ -217,3 +217,26 @@ async def test_a_target_lacking_tools_is_skipped_for_one_that_has_them(
     assert headers["x-turnout-attempts"] == "1"
     assert b"get_weather" in raw
     assert gw.engine.readiness() == {"local:local": "stopped"}
+
+
+# --- item: max_tokens above the model's output limit --------------------------------------
+
+@pytest.mark.parametrize("stream", STREAM)
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_max_tokens_above_the_output_limit_is_capped_and_said(
+    build: Build, sims: dict[str, RunningSimulator], client: Client, stream: bool
+) -> None:
+    """gpt-4o-mini writes at most 16,384 tokens (catalog): that is what it is sent."""
+    gw = await build({"mini": {"targets": [{"provider": "oai1", "model": "gpt-4o-mini"}]}})
+    status, headers, raw = await send(gw, client, valid_body(
+        client, model="mini", stream=stream, max_tokens=1_000_000_000))
+    assert status == 200, raw
+    assert headers["x-turnout-max-tokens-capped"] == "16384"
+    assert upstream_requests(sims["openai_chat"])[-1]["max_tokens"] == 16384
+    assert text_of(client, stream, raw).endswith("You said: hello there")
+
+    status, headers, raw = await send(gw, client, valid_body(
+        client, model="mini", stream=stream, max_tokens=100))
+    assert status == 200, raw
+    assert "x-turnout-max-tokens-capped" not in headers
+    assert upstream_requests(sims["openai_chat"])[-1]["max_tokens"] == 100

@@ -38,3 +38,6 @@ class CallContext:
     timeout_s: float | None = None
     """The client's own overall deadline (may only shorten the route's)."""
     attempts: list[Attempt] = field(default_factory=list)
+    max_tokens_capped: int | None = None
+    """Set when the serving target got a smaller `max_tokens` than the request asked for
+    (its declared output limit); the gateway reports it as `x-turnout-max-tokens-capped`."""

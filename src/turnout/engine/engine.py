@@ -21,6 +21,7 @@ from turnout.engine.executor import AttemptFn, Executor, FailoverHook
 from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import ChatOutcome, StreamOutcome
 from turnout.engine.plan import Candidate, build_plan, resolve
+from turnout.engine.requirements import output_cap
 from turnout.engine.state import ResilienceState
 from turnout.engine.streaming import PeekedStream, peek, relay
 from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
@@ -107,6 +108,7 @@ class Engine:
             if self.observers:
                 self._request_event(ctx, request, started, error=error)
             raise
+        ctx.max_tokens_capped = output_cap(request, success.candidate.deployment)
         if self.observers:
             self._request_event(ctx, request, started, outcome=success.value,
                                 usage=success.value.response.usage)
@@ -140,6 +142,7 @@ class Engine:
                 self._request_event(ctx, request, started, error=error)
             raise
         deployment = success.candidate.deployment
+        ctx.max_tokens_capped = output_cap(request, deployment)
 
         def done(stream: PeekedStream, error: TurnoutError | None) -> None:
             self.state.on_stream_end(stream.upstream.deployment, error,

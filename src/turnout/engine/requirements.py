@@ -10,6 +10,8 @@ bundled catalog, then the config's `models:` overrides):
   that answers "context length exceeded" tells the same thing late: that deployment then
   counts as too small for this request, whatever it declares, and the plan goes on to the
   targets that might hold it (declared window at least the estimate, or unknown).
+- **output**: a `max_tokens` above a target's declared output limit is lowered to that
+  limit for the attempts on that target only.
 
 When every target was skipped for these reasons the request itself is at fault, and the
 caller gets `UnsupportedFeature` or `ContextWindowExceeded` (400) instead of an
@@ -18,6 +20,7 @@ availability error.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 from collections.abc import Sequence
@@ -177,3 +180,22 @@ def overflow_refusal(attempts: Sequence[Attempt]) -> ContextWindowExceeded | Non
             return None
         last = attempt.error
     return last
+
+
+def output_cap(request: ChatRequest, deployment: Deployment) -> int | None:
+    """`deployment`'s output limit when the request's `max_tokens` is above it, else None.
+    An absent `max_tokens` is left alone: the provider's own default applies (the local
+    model stops at its n_ctx)."""
+    limit = deployment.info.max_output_tokens
+    wanted = request.max_tokens
+    if limit is None or wanted is None or wanted <= limit:
+        return None
+    return limit
+
+
+def fit_output(request: ChatRequest, deployment: Deployment) -> ChatRequest:
+    """`request` as an attempt on `deployment` sends it: a copy with `max_tokens` capped
+    when it is above the target's limit. The shared request stays as the client sent it,
+    for the other targets of the plan."""
+    cap = output_cap(request, deployment)
+    return request if cap is None else dataclasses.replace(request, max_tokens=cap)
