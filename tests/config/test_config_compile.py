@@ -16,6 +16,7 @@ from turnout.config import (
 )
 from turnout.config.runtime import retired_local_servers
 from turnout.local import bundled_model_path
+from turnout.providers.types import REASONING
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "turnout.yaml"
 PRODUCTION = EXAMPLE.with_name("production.yaml")
@@ -159,6 +160,20 @@ routes:
     assert four.info.context_window == 128000 and four.info.vision
     assert tuned.info.context_window == 16000 and tuned.info.vision
     assert tuned.info.max_output_tokens is None  # not in the catalog
+    assert tuned.info.tools is None and tuned.info.lacks == 0  # unknown, not absent
+
+
+def test_overrides_declare_capabilities_of_the_local_model() -> None:
+    """A local model served with a tool-calling template can say so; `null` makes a flag
+    unknown again (never a reason to skip)."""
+    runtime = compile_text("""
+models:
+  "local/smollm2": {tools: true, vision: null, max_output_tokens: 512}
+""")
+    dep = runtime.routes["local"].deployments[0]
+    assert (dep.info.tools, dep.info.vision, dep.info.reasoning) == (True, None, False)
+    assert dep.info.lacks == REASONING
+    assert dep.info.max_output_tokens == 512
 
 
 def test_gateway_keys_from_config_and_environment() -> None:
@@ -218,6 +233,7 @@ routes:
     assert (dep.kind, dep.dialect) == ("local", "openai_chat")
     assert dep.info.context_window == 2048  # the served n_ctx, not the model's 8k
     assert dep.info.tools is False
+    assert dep.info.max_output_tokens == 2048  # nor can it write more than n_ctx
     assert runtime.local_server_for(dep) is server
     assert set(runtime.routes) == {"tiny"}
 

@@ -6,7 +6,6 @@ import pytest
 
 from turnout.config import parse_config
 from turnout.config.policies import (
-    DEFAULT_FALLBACK_ON,
     RoutePolicy,
     fallback_reason,
     merge_policy,
@@ -134,7 +133,9 @@ def test_fallback_reason(error: TurnoutError, reason: str | None) -> None:
 def test_should_fall_back_follows_fallback_on() -> None:
     default = RoutePolicy()
     assert default.should_fall_back(RateLimited("x"))
-    assert not default.should_fall_back(ContextWindowExceeded("x"))
     assert not default.should_fall_back(InvalidRequest("x"))
-    wide = RoutePolicy(fallback_on=(*DEFAULT_FALLBACK_ON, "context_window"))
-    assert wide.should_fall_back(ContextWindowExceeded("x"))
+    narrow = RoutePolicy(fallback_on=("server_error",))
+    assert not narrow.should_fall_back(RateLimited("x"))
+    # A target too small for the request sends it on whether listed or not.
+    assert default.should_fall_back(ContextWindowExceeded("x"))
+    assert narrow.should_fall_back(ContextWindowExceeded("x"))

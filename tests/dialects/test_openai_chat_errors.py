@@ -107,6 +107,11 @@ def openai_error(message: str, kind: str, code: str | None, param: str | None = 
     (400, orjson.dumps({"object": "error", "message": "too long", "type": "BadRequestError",
                         "param": None, "code": 400}), InvalidRequest),
     (404, orjson.dumps({"error": "model 'llama9' not found"}), NotFound),
+    # llama.cpp's server, as the bundled local model answers a prompt longer than n_ctx.
+    (400, orjson.dumps({"error": {
+        "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 331,
+        "n_ctx": 256, "message": "request (331 tokens) exceeds the available context size "
+                                 "(256 tokens), try increasing it"}}), ContextWindowExceeded),
 ])
 def test_decode_error_classes(status: int, body: bytes, cls: type[TurnoutError]) -> None:
     error = DIALECT.decode_error(status, {}, body)

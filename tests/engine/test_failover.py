@@ -8,7 +8,6 @@ import pytest
 
 from turnout.core.errors import (
     AllAttemptsFailed,
-    ContextWindowExceeded,
     InvalidRequest,
     NotFound,
     TurnoutError,
@@ -200,21 +199,6 @@ async def test_rate_limited_target_cools_down_for_retry_after(
     assert upstream_calls(sims["b"]) == 20
 
 
-async def test_context_window_error_falls_back_only_to_a_larger_window(
-    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
-) -> None:
-    engine = await make_engine(
-        ["a", "b", "c"], {**FAST, "fallback_on": ["server_error", "context_window"]},
-        models={"a/model-a": {"context_window": 1000}, "b/model-b": {"context_window": 1000},
-                "c/model-c": {"context_window": 200000}})
-    sims["a"].faults.add(Fault(kind="status", status=400, error="context_length_exceeded",
-                               times=-1))
-    _response, served, ctx = await call(engine, False)
-    assert served == "c/model-c"  # b's window is no larger than a's: skipped
-    assert upstream_calls(sims["b"]) == 0
-    assert [a.target for a in ctx.attempts] == ["a/model-a", "c/model-c"]
-
-
 async def test_pre_call_check_skips_targets_too_small_for_the_prompt(
     make_engine: EngineFactory, sims: dict[str, RunningSimulator]
 ) -> None:
@@ -225,16 +209,6 @@ async def test_pre_call_check_skips_targets_too_small_for_the_prompt(
     _response, served, _ctx = await call(engine, False, ask(long_prompt))
     assert served == "b/model-b"
     assert upstream_calls(sims["a"]) == 0
-
-
-async def test_context_window_error_without_fallback_class_reaches_the_caller(
-    make_engine: EngineFactory, sims: dict[str, RunningSimulator]
-) -> None:
-    engine = await make_engine(["a", "b"], FAST)  # context_window not in fallback_on
-    sims["a"].faults.add(Fault(kind="status", status=400, error="context_length_exceeded"))
-    with pytest.raises(ContextWindowExceeded):
-        await call(engine, False)
-    assert upstream_calls(sims["b"]) == 0
 
 
 @pytest.mark.parametrize("stream", STREAM)

@@ -188,7 +188,8 @@ async def test_unknown_path_and_wrong_method_answer_json(gateway: Gateway,
 
 async def test_openai_sdk_sees_unsupported_upstream_feature(
         gateway: Gateway, sims: dict[str, RunningSimulator]) -> None:
-    # JSON-schema output cannot be expressed on Anthropic's Messages API.
+    # JSON-schema output cannot be expressed on Anthropic's Messages API (the catalog says
+    # so too, which refuses the request before the dialect would).
     with pytest.raises(openai.BadRequestError) as info:
         await gateway.openai.chat.completions.create(
             model="an", messages=[{"role": "user", "content": "hi"}],
@@ -197,7 +198,8 @@ async def test_openai_sdk_sees_unsupported_upstream_feature(
     assert info.value.status_code == 400
     assert info.value.code == "unsupported_feature"
     assert info.value.param == "response_format"
-    assert "json_schema" in info.value.message and "Anthropic" in info.value.message
+    assert "json_schema" in info.value.message
+    assert "sim-anthropic/claude-haiku-4-5" in info.value.message
     # Gemini cannot forbid parallel function calls.
     with pytest.raises(openai.BadRequestError) as info:
         await gateway.openai.chat.completions.create(

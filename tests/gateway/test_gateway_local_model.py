@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from _gw_harness import Gateway, compile_data, serve
+from _gw_harness import Gateway, base_config, compile_data, serve
+
+from turnout.sim.server import RunningSimulator
 
 pytestmark = pytest.mark.local_model
 
@@ -83,3 +85,44 @@ async def test_local_model_end_to_end(local_gateway: Gateway) -> None:
     prompt = usage.input_tokens + (usage.cache_read_input_tokens or 0) \
         + (usage.cache_creation_input_tokens or 0)
     assert 10 < prompt < 200 and usage.input_tokens >= 0
+
+
+@pytest.fixture
+async def small_local(sims: dict[str, RunningSimulator]) -> AsyncIterator[Gateway]:
+    """The local model with a 256-token n_ctx, and a route `spill` that falls back from it
+    to the OpenAI simulator."""
+    data = base_config(sims)
+    data["local"] = {"context_window": 256, "parallel": 1}
+    data["routes"]["spill"] = {"targets": [
+        {"provider": "local", "model": "smollm2"},
+        {"provider": "sim-openai", "model": "gpt-4o-mini", "priority": 1}]}
+    async with AsyncExitStack() as stack:
+        yield await serve(compile_data(data), stack)
+
+
+async def test_local_overflow_fails_over_and_max_tokens_is_capped_at_n_ctx(
+    small_local: Gateway, sims: dict[str, RunningSimulator]
+) -> None:
+    """600 characters of `x `: about 152 tokens by the gateway's estimate, so the 256-token
+    local model is tried, but 331 by its tokenizer. llama.cpp's `exceed_context_size_error`
+    is a context overflow: the request moves on to the simulator."""
+    gw = small_local
+    crowded = [{"role": "user", "content": "x " * 300}]
+    raw = await gw.openai.chat.completions.with_raw_response.create(
+        model="spill", messages=crowded, max_tokens=MAX_TOKENS)
+    assert raw.headers["x-turnout-deployment"] == "sim-openai/gpt-4o-mini"
+    assert raw.headers["x-turnout-attempts"] == "2"
+    chunks = await gw.openai.chat.completions.create(
+        model="spill", messages=crowded, max_tokens=MAX_TOKENS, stream=True)
+    assert chunks.response.headers["x-turnout-deployment"] == "sim-openai/gpt-4o-mini"
+    async for _chunk in chunks:
+        pass
+
+    # No more than n_ctx can ever be written: a billion becomes 256, and the client is told.
+    # (The stop sequence only keeps the test short; the cap does not depend on it.)
+    raw = await gw.openai.chat.completions.with_raw_response.create(
+        model="local", messages=QUESTION, max_tokens=1_000_000_000, stop=[" ", "\n"])
+    assert raw.headers["x-turnout-max-tokens-capped"] == "256"
+    completion = raw.parse()
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens + completion.usage.completion_tokens <= 256

@@ -13,7 +13,7 @@ from turnout.providers.catalog import (
     lookup,
     parse_catalog,
 )
-from turnout.providers.types import ModelInfo
+from turnout.providers.types import JSON_SCHEMA, REASONING, TOOLS, VISION, ModelInfo
 
 
 def test_required_models_are_present() -> None:
@@ -83,9 +83,23 @@ def test_override_sets_only_given_fields() -> None:
     assert changed.input_cost_per_mtok == base.input_cost_per_mtok
 
 
-def test_null_leaves_a_capability_flag_unchanged() -> None:
-    base = ModelInfo(tools=True)
-    assert ModelFields.model_validate({"tools": None}).apply(base).tools is True
+def test_null_makes_a_capability_unknown() -> None:
+    base = ModelInfo(tools=False)
+    assert base.lacks == TOOLS
+    cleared = ModelFields.model_validate({"tools": None}).apply(base)
+    assert cleared.tools is None and cleared.lacks == 0
+
+
+def test_only_a_declared_false_counts_as_lacking() -> None:
+    """An unknown model's capabilities are unknown, not absent: nothing is skipped for it."""
+    unknown = lookup(bundled_catalog(), "openai", "gpt-99")
+    assert (unknown.tools, unknown.vision, unknown.json_schema, unknown.reasoning) == (
+        None, None, None, None)
+    assert unknown.lacks == 0
+    local = bundled_catalog()["local"]["smollm2"]
+    assert local.lacks == TOOLS | VISION | REASONING  # json_schema: true (a grammar)
+    assert bundled_catalog()["openai"]["gpt-4.1"].lacks == REASONING
+    assert ModelInfo(vision=True, json_schema=False).lacks == JSON_SCHEMA
 
 
 def test_parse_errors_name_the_row() -> None:

@@ -227,10 +227,13 @@ def _model_info(
     config: GatewayConfig, cat: Catalog, endpoint: _Endpoint, provider: str, model: str
 ) -> ModelInfo:
     info = lookup(cat, endpoint.catalog, model)
-    if endpoint.context_window is not None:
-        # A local model serves at most its configured n_ctx, whatever it was trained for.
-        window = info.context_window
-        info = dataclasses.replace(info, context_window=min(window or endpoint.context_window,
-                                                             endpoint.context_window))
+    served = endpoint.context_window
+    if served is not None:
+        # A local model serves at most its configured n_ctx, whatever it was trained for,
+        # and cannot write more than that either (prompt and answer share it): the output
+        # limit a request's `max_tokens` is capped at.
+        info = dataclasses.replace(
+            info, context_window=min(info.context_window or served, served),
+            max_output_tokens=min(info.max_output_tokens or served, served))
     override = config.models.get(f"{provider}/{model}")
     return override.apply(info) if override is not None else info

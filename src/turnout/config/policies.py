@@ -172,9 +172,11 @@ class RoutePolicy(BaseModel):
     output as an assistant prefix, never duplicating text."""
 
     def should_fall_back(self, error: TurnoutError) -> bool:
-        """Whether `error` allows trying the next target or fallback route."""
+        """Whether `error` allows trying the next target or fallback route. A context-length
+        error always does, listed or not: it says the target is too small for the request,
+        which sends the request on just as the pre-call window check would have."""
         reason = fallback_reason(error)
-        return reason is not None and reason in self.fallback_on
+        return reason == "context_window" or (reason is not None and reason in self.fallback_on)
 
 
 def fallback_reason(error: TurnoutError) -> FallbackReason | None:

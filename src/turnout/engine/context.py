@@ -50,3 +50,6 @@ class CallContext:
     """Set by whoever cancels the call on purpose (the gateway's shutdown drain) before
     cancelling it, so that the call is reported with this error, not as the client
     leaving."""
+    max_tokens_capped: int | None = None
+    """Set when the serving target got a smaller `max_tokens` than the request asked for
+    (its declared output limit); the gateway reports it as `x-turnout-max-tokens-capped`."""

@@ -22,6 +22,7 @@ from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import Batch, ChatOutcome, StartedBatches, StreamOutcome
 from turnout.engine.pipeline import Call, CallEnd, Pipeline, Stage
 from turnout.engine.plan import Candidate, build_plan, resolve
+from turnout.engine.requirements import output_cap
 from turnout.engine.state import ResilienceState
 from turnout.engine.streaming import PeekedStream, peek, relay
 from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
@@ -136,6 +137,7 @@ class Engine:
             success = await self._executor.run(call.plan, call.request, call.ctx,
                                                self._chat_attempt(call, pipeline))
             answer = success.value
+            call.ctx.max_tokens_capped = output_cap(call.request, success.candidate.deployment)
         if pipeline.response:
             answer = await pipeline.respond(call, answer)
         return answer
@@ -205,6 +207,7 @@ class Engine:
 
         success = await self._executor.run(plan, request, ctx, attempt_for(request),
                                            dispose=self._dispose_stream)
+        ctx.max_tokens_capped = output_cap(request, success.candidate.deployment)
 
         def done(stream: PeekedStream, error: TurnoutError | None) -> None:
             self.state.on_stream_end(stream.upstream.deployment, error,

@@ -27,8 +27,8 @@ from turnout.engine.context import CallContext
 from turnout.engine.hedge import race_with_hedge
 from turnout.engine.observe import AttemptEvent, FailoverEvent, Observers
 from turnout.engine.plan import Candidate
+from turnout.engine.requirements import Requirements, overflow_refusal
 from turnout.engine.state import ResilienceState
-from turnout.engine.tokens import estimate_prompt_tokens
 from turnout.engine.upstream import AttemptTimeouts
 from turnout.resilience.backoff import Action, BackoffSettings, decide, retry_delay
 
@@ -90,8 +90,10 @@ class _Run(Generic[T]):
         self.policy = plan[0].route.policy if plan else RoutePolicy()
         self.deadline = _deadline(self.state.clock.monotonic(), self.policy, ctx)
         self.admitted = self.state.admit(plan)
-        self.min_context = _min_context(request, plan)
+        self.needs = Requirements(request, plan)
         self.unsupported: UnsupportedFeature | None = None
+        self.unavailable = False
+        """Some target that could take the request was refused for its health."""
         self.total = 0
         self.hedged: set[int] = set()
 
@@ -110,10 +112,16 @@ class _Run(Generic[T]):
         raise self._exhausted()
 
     def _eligible(self, index: int) -> bool:
-        if index not in self.admitted or index in self.hedged:
+        # The request's needs first: a target that cannot take it must not reserve a probe.
+        if index in self.hedged or self.needs.skip(self.plan[index].deployment):
             return False
-        window = self.plan[index].deployment.info.context_window
-        if self.min_context and window is not None and window < self.min_context:
+        if self._admissible(index):
+            return True
+        self.unavailable = True
+        return False
+
+    def _admissible(self, index: int) -> bool:
+        if index not in self.admitted:
             return False
         candidate = self.plan[index]
         if self.total:
@@ -219,7 +227,8 @@ class _Run(Generic[T]):
             return None
         for other in range(index + 1, len(self.plan)):
             if other in self.admitted and other not in self.hedged and (
-                    self.plan[other].route is self.plan[index].route):
+                    self.plan[other].route is self.plan[index].route) and (
+                    self.needs.fits(self.plan[other].deployment)):
                 return other
         return None
 
@@ -265,11 +274,14 @@ class _Run(Generic[T]):
     # -- decisions -----------------------------------------------------------------------
     def _after_failure(self, error: TurnoutError, candidate: Candidate, tries: int,
                        remaining: float | None, index: int) -> _Decision:
-        if isinstance(error, ContextWindowExceeded):
-            # Only a target with a larger window can help.
-            window = candidate.deployment.info.context_window or estimate_prompt_tokens(
-                self.request)
-            self.min_context = max(self.min_context, window + 1)
+        if isinstance(error, ContextWindowExceeded) and error.origin == "upstream":
+            # Not a failure of the target's health nor (yet) of the caller: this target is
+            # too small for the request, as the pre-call check would have found had it known.
+            # Whatever `fallback_on` says, go on to the targets that might hold it.
+            self.needs.overflowed(candidate.deployment)
+            if any(self._could_try(i) for i in range(index + 1, len(self.plan))):
+                return _Decision(Action.FAIL_OVER)
+            return _Decision(Action.GIVE_UP)
         reason = fallback_reason(error)
         policy = candidate.route.policy
         if error.origin != "upstream" or reason is None or reason not in policy.fallback_on:
@@ -305,10 +317,8 @@ class _Run(Generic[T]):
         return _Decision(decision.action, decision.delay)
 
     def _could_try(self, index: int) -> bool:
-        if index not in self.admitted or index in self.hedged:
-            return False
-        window = self.plan[index].deployment.info.context_window
-        return not (self.min_context and window is not None and window < self.min_context)
+        return index in self.admitted and index not in self.hedged and self.needs.fits(
+            self.plan[index].deployment)
 
     def _notify_failover(self, error: TurnoutError, current: int) -> None:
         x = self.x
@@ -332,13 +342,21 @@ class _Run(Generic[T]):
         return self.deadline - self.state.clock.monotonic()
 
     def _exhausted(self, *, timed_out: bool = False) -> TurnoutError:
+        # Targets skipped only for the request's own needs (size, capabilities) make it the
+        # caller's error. If a target that could take it was ejected instead, it is not:
+        # the same request may succeed once that target is back.
         if not self.ctx.attempts:
             if self.unsupported is not None:
                 return self.unsupported
             if timed_out:
                 return UpstreamTimeout("the request deadline passed before any attempt")
-            return AllAttemptsFailed([], "no deployment of this route is available: every "
-                                         "one is ejected or cannot hold the request")
+            refusal = None if self.unavailable or not self.plan else self.needs.refusal(
+                self.plan[0].route.alias)
+            return refusal or AllAttemptsFailed([], (
+                "no deployment of this route is available: every one that can take the "
+                "request is ejected or cooling down" + self.needs.describe_skips()))
+        if not self.unavailable and (overflow := overflow_refusal(self.ctx.attempts)):
+            return overflow
         return AllAttemptsFailed(list(self.ctx.attempts))
 
 
@@ -365,10 +383,3 @@ def _timeouts(policy: RoutePolicy, remaining: float | None) -> AttemptTimeouts:
 
 def _cap(value: float | None, limit: float) -> float:
     return limit if value is None else min(value, limit)
-
-
-def _min_context(request: ChatRequest, plan: list[Candidate]) -> int:
-    # Estimating costs a pass over the prompt: only when some target declares a window.
-    if not any(c.deployment.info.context_window for c in plan):
-        return 0
-    return estimate_prompt_tokens(request)

@@ -22,6 +22,7 @@ from turnout.core.request import ChatRequest
 from turnout.core.response import ChatResponse
 from turnout.dialects.base import Dialect, StreamDecoder
 from turnout.dialects.registry import get_dialect
+from turnout.engine.requirements import fit_output
 from turnout.providers.types import Deployment
 from turnout.transport.http import HttpTransport, map_network_error, read_body
 from turnout.transport.sse import SSEParser
@@ -73,7 +74,7 @@ class UpstreamCaller:
         self, deployment: Deployment, request: ChatRequest, timeouts: AttemptTimeouts
     ) -> tuple[ChatResponse, Mapping[str, str]]:
         dialect = self.dialect(deployment.dialect)
-        http = dialect.build_request(request, deployment.target)
+        http = dialect.build_request(fit_output(request, deployment), deployment.target)
         try:
             async with asyncio.timeout(timeouts.total_s):
                 response = await self.transport.send(http, connect_timeout_s=timeouts.connect_s)
@@ -106,7 +107,7 @@ class UpstreamCaller:
         request_id: str,
     ) -> UpstreamStream:
         dialect = self.dialect(deployment.dialect)
-        http = dialect.build_request(request, deployment.target)
+        http = dialect.build_request(fit_output(request, deployment), deployment.target)
         first_limit = _min(timeouts.ttft_s, timeouts.total_s)
         loop = asyncio.get_running_loop()
         started = loop.time()

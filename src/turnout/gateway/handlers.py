@@ -187,13 +187,16 @@ def _json_problem(exc: orjson.JSONDecodeError) -> str:
 
 def _route_headers(outcome: Outcome, ctx: CallContext) -> dict[str, str]:
     deployment = outcome.deployment
-    return {
+    headers = {
         "x-request-id": ctx.request_id,
         "x-turnout-deployment": deployment.id,
         "x-turnout-provider": deployment.provider,
         "x-turnout-model": deployment.target.model,
         "x-turnout-attempts": str(len(ctx.attempts)),
     }
+    if ctx.max_tokens_capped is not None:
+        headers["x-turnout-max-tokens-capped"] = str(ctx.max_tokens_capped)
+    return headers
 
 
 def _client_timeout(headers: Mapping[str, str]) -> float | None:

@@ -37,14 +37,9 @@ class ModelFields(BaseModel):
     output_cost_per_mtok: float | None = Field(None, ge=0)
 
     def apply(self, info: ModelInfo) -> ModelInfo:
-        """`info` with every field this object explicitly sets (an explicit `null` clears a
-        limit or price; it leaves a capability flag unchanged, since flags are booleans)."""
-        updates: dict[str, Any] = {}
-        for name in self.model_fields_set:
-            value = getattr(self, name)
-            if value is None and isinstance(getattr(info, name), bool):
-                continue
-            updates[name] = value
+        """`info` with every field this object explicitly sets. An explicit `null` clears a
+        limit or price, and makes a capability unknown (never grounds for skipping)."""
+        updates: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
         return dataclasses.replace(info, **updates)
 
 
@@ -82,7 +77,7 @@ def bundled_catalog() -> Catalog:
 
 
 def lookup(catalog: Catalog, section: str | None, model: str) -> ModelInfo:
-    """Catalog facts for `model`, or an all-defaults `ModelInfo` for a model the catalog
+    """Catalog facts for `model`, or an all-unknown `ModelInfo` for a model the catalog
     does not know (new models work before the catalog learns about them)."""
     if section is None:
         return ModelInfo()

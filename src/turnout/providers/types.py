@@ -8,19 +8,45 @@ from turnout.config.policies import RoutePolicy
 from turnout.core.scrub import NO_SECRETS, SecretScrubber
 from turnout.dialects.base import UpstreamTarget
 
+TOOLS = 1
+"""Capability bit: tool (function) calling."""
+VISION = 2
+"""Capability bit: image input."""
+JSON_SCHEMA = 4
+"""Capability bit: a response constrained to a JSON schema."""
+REASONING = 8
+"""Capability bit: extended thinking / reasoning."""
+
+CAPABILITIES: tuple[tuple[int, str], ...] = (
+    (TOOLS, "tools"), (VISION, "vision"), (JSON_SCHEMA, "json_schema"),
+    (REASONING, "reasoning"))
+"""Each capability bit with the `ModelInfo` field (and config key) that declares it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What a model can do, from the bundled catalog or config overrides."""
+    """What a model can do, from the bundled catalog or config overrides.
+
+    Capabilities are tri-state: `True`, `False`, or `None` when nobody said (a model the
+    catalog does not list). Only a declared `False` makes the engine skip a deployment or
+    refuse a request, so a new model works before the catalog learns about it.
+    """
 
     context_window: int | None = None
     max_output_tokens: int | None = None
-    tools: bool = True
-    vision: bool = False
-    json_schema: bool = False
-    reasoning: bool = False
+    tools: bool | None = None
+    vision: bool | None = None
+    json_schema: bool | None = None
+    reasoning: bool | None = None
     input_cost_per_mtok: float | None = None
     output_cost_per_mtok: float | None = None
+    lacks: int = field(init=False, repr=False, compare=False)
+    """The capability bits declared `False`, derived once here so that checking a request
+    against a deployment costs one `&` per attempt, not four attribute reads."""
+
+    def __post_init__(self) -> None:
+        lacks = sum(bit for bit, name in CAPABILITIES if getattr(self, name) is False)
+        object.__setattr__(self, "lacks", lacks)
 
 
 @dataclass(frozen=True, slots=True)

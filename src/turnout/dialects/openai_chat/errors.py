@@ -40,6 +40,8 @@ _CODE_TO_WIRE = {"rate_limited": "rate_limit_exceeded"}
 # Turnout upstream maps back exactly) that refine the status class.
 _BY_CODE: dict[str, type[TurnoutError]] = {
     "context_length_exceeded": ContextWindowExceeded,
+    # llama.cpp's server (`type`, with `code` the number 400): the prompt exceeds n_ctx.
+    "exceed_context_size_error": ContextWindowExceeded,
     "rate_limit_exceeded": RateLimited, "insufficient_quota": RateLimited,
     "rate_limited": RateLimited,
     "content_filter": ContentFiltered, "content_policy_violation": ContentFiltered,
