@@ -35,31 +35,26 @@ def terms(limit: Limit) -> tuple[float, float]:
     return limit.cost * interval, (limit.burst + EPSILON_UNITS) * interval
 
 
-def wait(limit: Limit, tat: float, now: float) -> float:
-    """How far past the tolerance admitting `limit` would push the TAT (`tat` is the
-    stored TAT raised to `now`); the request is admitted when this is at most 0."""
-    increment, tolerance = terms(limit)
-    return tat + increment - tolerance - now
-
-
-def decide(limits: Sequence[Limit], tats: Sequence[float], now: float) -> Admission:
+def decide(limits: Sequence[Limit], tats: Sequence[float],
+           now: float) -> tuple[Admission, list[float] | None]:
     """The admission for `limits` given each key's TAT, already raised to `now`
-    (`max(stored, now)`, or `now` for a key never seen)."""
-    pairs = list(zip(limits, tats, strict=True))
-    refused = [wait(limit, tat, now) > 0 for limit, tat in pairs]
+    (`max(stored, now)`, or `now` for a key never seen), and each key's new TAT when
+    admitted (None when refused: nothing changes)."""
+    news: list[float] = []
+    refused: list[bool] = []
+    for limit, tat in zip(limits, tats, strict=True):
+        increment, tolerance = terms(limit)
+        new = tat + increment
+        news.append(new)
+        refused.append(new - tolerance - now > 0)
     if not any(refused):
-        return Admission(True, tuple(_state(limit, tat + terms(limit)[0], now, 0.0)
-                                     for limit, tat in pairs))
+        return Admission(True, tuple(_state(limit, new, now, 0.0)
+                                     for limit, new in zip(limits, news, strict=True))), news
     states = tuple(_state(limit, tat, now, _retry_after(limit, tat, now) if no else 0.0)
-                   for (limit, tat), no in zip(pairs, refused, strict=True))
+                   for limit, tat, no in zip(limits, tats, refused, strict=True))
     worst = max((s for s, no in zip(states, refused, strict=True) if no),
                 key=lambda s: s.retry_after)
-    return Admission(False, states, worst)
-
-
-def next_tats(limits: Sequence[Limit], tats: Sequence[float]) -> list[float]:
-    """Each key's TAT after an admission."""
-    return [tat + terms(limit)[0] for limit, tat in zip(limits, tats, strict=True)]
+    return Admission(False, states, worst), None
 
 
 def _retry_after(limit: Limit, tat: float, now: float) -> float:

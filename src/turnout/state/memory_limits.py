@@ -36,9 +36,9 @@ class MemoryRateLimiter:
         check_limits(limits)
         at = self._clock.monotonic() if now is None else now
         tats = [max(self._tats.get(limit.key, at), at) for limit in limits]
-        admission = gcra.decide(limits, tats, at)
-        if admission.allowed:
-            for limit, tat in zip(limits, gcra.next_tats(limits, tats), strict=True):
+        admission, news = gcra.decide(limits, tats, at)
+        if news is not None:
+            for limit, tat in zip(limits, news, strict=True):
                 self._tats[limit.key] = tat
         return admission
 

@@ -92,7 +92,7 @@ class RedisRateLimiter(RedisStore):
         keys = [self.key("rl", limit.key) for limit in limits]
         reply = await self.run(self._acquire, "a rate-limit check", keys, args)
         at = float(reply[1])
-        admission = gcra.decide(limits, [float(t) for t in reply[2:]], at)
+        admission, _ = gcra.decide(limits, [float(t) for t in reply[2:]], at)
         if admission.allowed != bool(reply[0]):  # the same doubles on both sides
             raise AssertionError("GCRA decided differently in Redis and in Python")
         return admission
