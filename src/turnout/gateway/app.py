@@ -13,6 +13,7 @@ from turnout.dialects.registry import get_dialect
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
+from turnout.gateway.admin import AdminApi
 from turnout.gateway.auth import presented_key
 from turnout.gateway.fallback import add_json_fallbacks
 from turnout.gateway.handlers import ChatHandler, model_payload, models_payload
@@ -95,5 +96,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    if runtime.tenancy is not None:
+        app.router.add_routes(AdminApi(engine, runtime.tenancy).routes())
     add_json_fallbacks(app, openai.dialect, anthropic.dialect)  # keep last: after every route
     return app
