@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import orjson
 from aiohttp import web
@@ -30,13 +30,16 @@ from turnout.tenancy.records import TENANT_ID, KeyRecord, Tenant, TenantConflict
 
 PREFIX = "/admin/v1"
 _M = TypeVar("_M", bound=BaseModel)
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""Names and aliases: no control characters (no NUL a database would choke on)."""
+_Alias = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
 
 
 class NewTenant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=TENANT_ID.pattern, description="Lowercase slug: a-z, 0-9, -")
-    name: str = Field(min_length=1, max_length=200)
+    id: str = Field(pattern=f"^{TENANT_ID.pattern}$", description="Lowercase slug: a-z, 0-9, -")
+    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE)
 
 
 class TenantChange(BaseModel):
@@ -48,8 +51,8 @@ class TenantChange(BaseModel):
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    aliases: list[str] | None = Field(None, max_length=1000)
+    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE)
+    aliases: list[_Alias] | None = Field(None, max_length=1000)
     """Aliases the key may call; omitted for all."""
     expires_at: datetime | None = None
 
