@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from turnout.config.errors import ConfigError, format_path
 from turnout.config.policies import merge_policy
-from turnout.config.runtime import RuntimeConfig, ServerSettings
+from turnout.config.runtime import RuntimeConfig, ServerSettings, TenancySettings
 from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig, TargetConfig
 from turnout.config.secrets import SecretError
 from turnout.core.scrub import SecretScrubber
@@ -59,6 +59,7 @@ def compile_config(
     problem (unset key variables, unreadable secret files, missing model files)."""
     problems: list[str] = []
     server = _server_settings(config, environ, problems)
+    tenancy = _tenancy_settings(config, environ, problems)
     old_servers = previous.local_servers if previous is not None else {}
     endpoints: dict[str, _Endpoint] = {}
     local_servers: dict[str, LocalModelServer] = {}
@@ -80,7 +81,8 @@ def compile_config(
         raise ConfigError(problems)
 
     cat = catalog if catalog is not None else bundled_catalog()
-    scrubber = _scrubber(server, endpoints.values())
+    extra = [tenancy.admin_key] if tenancy is not None and tenancy.admin_key else []
+    scrubber = _scrubber(server, endpoints.values(), extra)
     routes: dict[str, Route] = {}
     deployments: dict[str, Deployment] = {}
     for alias, route_cfg in config.routes.items():
@@ -93,7 +95,7 @@ def compile_config(
                               fallbacks=route_cfg.fallbacks,
                               policy=merge_policy(config.router.policy, route_cfg.policy))
     return RuntimeConfig(
-        server=server, routes=MappingProxyType(routes),
+        server=server, tenancy=tenancy, routes=MappingProxyType(routes),
         deployments=MappingProxyType(deployments),
         local_servers=MappingProxyType(local_servers),
         policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}),
@@ -105,11 +107,12 @@ _SECRET_HEADER = ("auth", "key", "token", "secret")
 """Header names containing one of these carry credentials (`Authorization`, `x-api-key`)."""
 
 
-def _scrubber(server: ServerSettings, endpoints: Iterable[_Endpoint]) -> SecretScrubber:
+def _scrubber(server: ServerSettings, endpoints: Iterable[_Endpoint],
+              extra: Iterable[str] = ()) -> SecretScrubber:
     """One scrubber for every secret the config resolved: gateway keys, provider keys
     (secret references, environment variables, local servers' own keys) and credentials
     given as provider headers."""
-    secrets = set(server.gateway_keys)
+    secrets = set(server.gateway_keys) | set(extra)
     for endpoint in endpoints:
         secrets.add(endpoint.api_key or "")
         secrets.update(value for name, value in endpoint.headers.items()
@@ -128,6 +131,39 @@ def _deployment(
                               api_key=endpoint.api_key, headers=dict(endpoint.headers)),
         info=_model_info(config, cat, endpoint, target.provider, target.model),
         weight=target.weight, priority=target.priority, kind=endpoint.kind, scrubber=scrubber)
+
+
+MIN_ADMIN_KEY_CHARS = 32
+
+
+def _tenancy_settings(
+    config: GatewayConfig, environ: Mapping[str, str], problems: list[str]
+) -> TenancySettings | None:
+    section = config.tenancy
+    if section is None:
+        return None
+    url = section.database
+    if not isinstance(url, str):
+        try:
+            url = url.resolve(environ).strip()
+        except SecretError as exc:
+            problems.append(f"{format_path(['tenancy', 'database'])}: {exc}")
+            return None
+    admin_key = None
+    if section.admin_key is not None:
+        where = format_path(["tenancy", "admin_key"])
+        try:
+            admin_key = section.admin_key.resolve(environ)
+        except SecretError as exc:
+            problems.append(f"{where}: {exc}")
+            return None
+        if len(admin_key) < MIN_ADMIN_KEY_CHARS:
+            problems.append(f"{where}: the admin key has {len(admin_key)} characters; use at "
+                            f"least {MIN_ADMIN_KEY_CHARS} random ones (python -c \"import "
+                            f"secrets; print(secrets.token_urlsafe(32))\")")
+            return None
+    return TenancySettings(database_url=url, admin_key=admin_key,
+                           key_cache_s=section.key_cache_s)
 
 
 def _server_settings(

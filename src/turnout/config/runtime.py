@@ -37,10 +37,21 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TenancySettings:
+    """Tenancy with its secrets resolved."""
+
+    database_url: str = field(repr=False)
+    admin_key: str | None = field(default=None, repr=False)
+    key_cache_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeConfig:
     """Everything the engine needs, compiled from a `GatewayConfig`."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
+    tenancy: TenancySettings | None = None
+    """Tenants and virtual keys; None for a single-tenant gateway."""
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     """Client-visible model name -> route."""
     deployments: Mapping[str, Deployment] = field(

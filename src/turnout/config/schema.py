@@ -24,6 +24,7 @@ from pydantic import (
 
 from turnout.config.policies import RoutePolicy
 from turnout.config.secrets import SecretRef
+from turnout.config.tenancy import TenancyConfig
 from turnout.local.model import BUNDLED_MODEL_NAME
 from turnout.providers.catalog import ModelFields
 from turnout.providers.rows import PROVIDER_ROWS
@@ -220,6 +221,8 @@ class GatewayConfig(BaseModel):
     router: RouterConfig = Field(default_factory=RouterConfig)
     local: LocalProvider | None = Field(default_factory=LocalProvider)
     """The built-in local model: `true` (default), `false`, or its settings."""
+    tenancy: TenancyConfig | None = None
+    """Tenants and virtual keys (absent: single-tenant, gateway keys only)."""
 
     _builtin_routes: tuple[str, ...] = PrivateAttr(default=())
 

@@ -29,6 +29,16 @@ def new_request_id() -> str:
     return f"req_{os.urandom(12).hex()}"
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A tenant's caller, as authenticated by its virtual key."""
+
+    tenant_id: str
+    key_id: str
+    aliases: frozenset[str] | None = None
+    """The aliases the key may call; None for all."""
+
+
 @dataclass(slots=True)
 class CallContext:
     """Principal, deadline and the attempt log of one client request."""
@@ -43,6 +53,8 @@ class CallContext:
     configuration and need no gateway key; HTTP callers always do when keys are set."""
     authenticated: bool = False
     """Set once the pipeline's authenticate hooks have run for this call."""
+    identity: Identity | None = None
+    """The tenant and key behind the call, when a virtual key authenticated it."""
     timeout_s: float | None = None
     """The client's own overall deadline (may only shorten the route's)."""
     attempts: list[Attempt] = field(default_factory=list)

@@ -28,6 +28,7 @@ from turnout.engine.streaming import PeekedStream, peek, relay
 from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
 from turnout.providers.types import Deployment
 from turnout.resilience.clock import Clock, RandomSource, SystemClock
+from turnout.stages.resources import StageResources
 from turnout.transport.http import HttpTransport
 
 
@@ -55,10 +56,13 @@ class Engine:
     ) -> None:
         self._runtime = runtime
         self._extra_stages = tuple(stages)
+        clock = clock or SystemClock()
+        self.resources = StageResources(clock.monotonic)
+        """Stores the stages share (tenants, keys), kept across config swaps."""
         self._pipeline = self._build_pipeline(runtime)
         self._transport = transport or HttpTransport()
         self._caller = UpstreamCaller(self._transport)
-        self.state = ResilienceState(clock or SystemClock(), rng or random.Random(),
+        self.state = ResilienceState(clock, rng or random.Random(),
                                      sleep or asyncio.sleep)
         self.observers = Observers(observers)
         self._executor = Executor(self.state, on_failover, self.observers)
@@ -77,7 +81,7 @@ class Engine:
     def _build_pipeline(self, runtime: RuntimeConfig) -> Pipeline:
         from turnout.stages import config_stages
 
-        return Pipeline([*config_stages(runtime), *self._extra_stages])
+        return Pipeline([*config_stages(runtime, self.resources), *self._extra_stages])
 
     def aliases(self) -> list[str]:
         return sorted(self._runtime.routes)
@@ -88,6 +92,7 @@ class Engine:
 
     async def aclose(self) -> None:
         await self._transport.close()
+        await self.resources.aclose()
         await stop_local_servers(self._runtime.local_servers.values())
 
     def readiness(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ from turnout.dialects.registry import get_dialect
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
+from turnout.gateway.admin import AdminApi
 from turnout.gateway.auth import presented_key
 from turnout.gateway.drain import DRAIN, Drain
 from turnout.gateway.fallback import add_json_fallbacks
@@ -92,5 +93,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
     app.router.add_get("/metrics", probes.metrics)
+    if runtime.tenancy is not None:
+        app.router.add_routes(AdminApi(engine, runtime.tenancy).routes())
     add_json_fallbacks(app, openai.dialect, anthropic.dialect)  # keep last: after every route
     return app

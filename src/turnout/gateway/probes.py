@@ -21,7 +21,7 @@ from turnout.engine.engine import Engine
 from turnout.gateway.auth import presented_key
 from turnout.gateway.drain import Drain
 from turnout.observability.handler import MetricsHandler
-from turnout.stages.static_keys import StaticKeys
+from turnout.stages.authenticate import StaticKeys
 
 _JSON = "application/json"
 _HEALTHY = orjson.dumps({"status": "ok"})

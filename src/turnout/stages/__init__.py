@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from turnout.config.runtime import RuntimeConfig
 from turnout.engine.pipeline import Stage
-from turnout.stages.static_keys import StaticKeys
+from turnout.stages.authenticate import Authenticate, CredentialCheck, StaticKeys
+from turnout.stages.resources import StageResources
+from turnout.stages.virtual_keys import AliasScope, VirtualKeys
 
 
-def config_stages(runtime: RuntimeConfig) -> list[Stage]:
+def config_stages(runtime: RuntimeConfig, resources: StageResources) -> list[Stage]:
     """The stages `runtime` needs, in pipeline order."""
     stages: list[Stage] = []
+    checks: list[CredentialCheck] = []
     if runtime.server.gateway_keys:
-        stages.append(StaticKeys(runtime.server.gateway_keys))
+        checks.append(StaticKeys(runtime.server.gateway_keys))
+    if runtime.tenancy is not None:
+        checks.append(VirtualKeys(runtime.tenancy, resources))
+    if checks:
+        stages.append(Authenticate(checks))
+    if runtime.tenancy is not None:
+        stages.append(AliasScope())
     return stages

@@ -1,0 +1,49 @@
+"""The `tenancy:` section: where tenants and virtual keys live, and who administers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from turnout.config.secrets import SecretRef
+
+
+class TenancyConfig(BaseModel):
+    """Multi-tenancy: virtual keys for clients, an admin key for operators."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database: str | SecretRef = "sqlite:///turnout.db"
+    """Where tenants and keys are stored: `sqlite:///PATH` (relative to the config file,
+    created on first start) or `postgresql://HOST/DB`. A URL with a password must be a
+    secret reference (`{env: TURNOUT_DATABASE_URL}`)."""
+    admin_key: SecretRef | None = None
+    """The key that manages every tenant through the admin API (at least 32 characters)."""
+    key_cache_s: float = Field(1.0, ge=0, le=60)
+    """How long a replica trusts what it read about a key: a revocation takes effect on
+    every replica within this time."""
+
+    @field_validator("database")
+    @classmethod
+    def _check_url(cls, value: str | SecretRef, info: ValidationInfo) -> str | SecretRef:
+        if isinstance(value, SecretRef):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("expected sqlite:///PATH or postgresql://HOST/DB")
+        if parts.password:
+            raise ValueError("a database password must not be written in the config: give "
+                             "the URL as {env: NAME} or {file: PATH}")
+        if parts.scheme == "sqlite":
+            return sqlite_url(value, (info.context or {}).get("base_dir"))
+        return value
+
+
+def sqlite_url(url: str, base_dir: Path | None) -> str:
+    """A `sqlite:///relative/path` made relative to the config file's directory."""
+    path = url.removeprefix("sqlite:///")
+    if path in ("", ":memory:") or Path(path).is_absolute() or base_dir is None:
+        return url
+    return f"sqlite:///{Path(base_dir) / path}"

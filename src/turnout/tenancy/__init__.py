@@ -1,0 +1,1 @@
+"""Tenants and their virtual keys: records, the store protocol and its SQL implementation."""
