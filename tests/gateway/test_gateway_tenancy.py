@@ -216,3 +216,19 @@ async def test_a_revocation_through_one_replica_holds_on_the_other(
         async with asyncio.timeout(5):
             while await post_any(second, valid_body("openai"), auth) != 401:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+
+
+async def test_a_scoped_key_lists_and_finds_only_its_aliases(tenancy: Tenancy) -> None:
+    await tenancy.tenant("acme")
+    token = (await tenancy.key("acme", aliases=["oa"]))["key"]
+    client = openai.AsyncOpenAI(base_url=f"{tenancy.gw.url}/v1", api_key=token, max_retries=0)
+    try:
+        assert [m.id async for m in client.models.list()] == ["oa"]
+        assert (await client.models.retrieve("oa")).id == "oa"
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("an")
+    finally:
+        await client.close()
+    async with tenancy.gw.http.get(f"{tenancy.gw.url}/v1/models",
+                                   headers={"Authorization": f"Bearer {ADMIN_KEY}x"}) as r:
+        assert r.status == 401

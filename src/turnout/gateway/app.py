@@ -7,16 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 
 from turnout.config.runtime import RuntimeConfig
-from turnout.core.errors import ModelNotFound, TurnoutError
 from turnout.dialects.registry import get_dialect
-from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
 from turnout.engine.observe import Observer
 from turnout.gateway.admin import AdminApi
-from turnout.gateway.auth import presented_key
 from turnout.gateway.drain import DRAIN, Drain
 from turnout.gateway.fallback import add_json_fallbacks
-from turnout.gateway.handlers import ChatHandler, model_payload, models_payload
+from turnout.gateway.handlers import ChatHandler
+from turnout.gateway.models import ModelsEndpoints
 from turnout.gateway.probes import MonitoringAccess, Probes
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
@@ -48,33 +46,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     anthropic = ChatHandler(get_dialect("anthropic_messages"), engine,
                             settings.max_body_bytes, drain=drain)
 
-    async def list_models(request: web.Request) -> web.Response:
-        is_anthropic = "anthropic-version" in request.headers
-        handler = anthropic if is_anthropic else openai
-        ctx = CallContext(credential=presented_key(request.headers), caller="http")
-        try:
-            await engine.authenticate(ctx)
-        except TurnoutError as error:
-            return handler.error_response(error)
-        body = models_payload(engine.aliases(), is_anthropic)
-        return web.Response(body=body, content_type="application/json")
-
-    async def retrieve_model(request: web.Request) -> web.Response:
-        # The listing's dialect and auth rules; an alias no route serves is a 404.
-        handler = anthropic if "anthropic-version" in request.headers else openai
-        ctx = CallContext(credential=presented_key(request.headers), caller="http")
-        try:
-            await engine.authenticate(ctx)
-        except TurnoutError as error:
-            return handler.error_response(error)
-        alias = request.match_info["model_id"]
-        if alias not in engine.aliases():
-            return handler.error_response(ModelNotFound(
-                f"The model '{alias}' does not exist or you do not have access to it.",
-                param="model"))
-        body = model_payload(alias, handler is anthropic)
-        return web.Response(body=body, content_type="application/json")
-
+    models = ModelsEndpoints(engine, openai, anthropic)
     probes = Probes(engine, MonitoringAccess(settings), metrics_handler(metrics.registry),
                     openai.dialect, drain)
 
@@ -87,9 +59,9 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
     app.router.add_post("/v1/chat/completions", openai.handle)
     app.router.add_post("/chat/completions", openai.handle)
     app.router.add_post("/v1/messages", anthropic.handle)
-    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models", models.listing)
     # `.+`: aliases may hold slashes (`openai/gpt-4o`), sent raw or as %2F.
-    app.router.add_get("/v1/models/{model_id:.+}", retrieve_model)
+    app.router.add_get("/v1/models/{model_id:.+}", models.lookup)
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
     app.router.add_get("/metrics", probes.metrics)
