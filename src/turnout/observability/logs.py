@@ -228,4 +228,6 @@ def configure_logging(level: int | str = logging.INFO, json: bool = False, *,
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if json else logging.Formatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Alembic narrates every migration step at INFO; a first start should say one line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return handler
