@@ -144,8 +144,8 @@ def test_catalog_facts_and_overrides() -> None:
     runtime = compile_text("""
 providers: {openai: {}}
 models:
-  "openai/gpt-4o-mini": {context_window: 64000, input_cost_per_mtok: null}
-  "openai/my-finetune": {context_window: 16000, vision: true}
+  "openai/gpt-4o-mini": {context_window: 64000, price: null}
+  "openai/my-finetune": {context_window: 16000, vision: true, price: {input: "3", output: "12"}}
 routes:
   a:
     targets:
@@ -155,10 +155,12 @@ routes:
 """, env)
     mini, four, tuned = runtime.routes["a"].deployments
     assert mini.info.context_window == 64000
-    assert mini.info.input_cost_per_mtok is None
-    assert mini.info.output_cost_per_mtok == 0.60  # untouched catalog value
+    assert mini.info.price is None  # cleared: unpriced
+    assert four.info.price is not None and four.info.price.output == 10  # bundled price
     assert four.info.context_window == 128000 and four.info.vision
     assert tuned.info.context_window == 16000 and tuned.info.vision
+    assert tuned.info.price is not None and tuned.info.price.source == "config"
+    assert (tuned.info.price.input, tuned.info.price.output) == (3, 12)
     assert tuned.info.max_output_tokens is None  # not in the catalog
     assert tuned.info.tools is None and tuned.info.lacks == 0  # unknown, not absent
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
+from turnout.pricing.table import Unpriced, bundled_prices
 from turnout.providers.catalog import (
     CatalogError,
     ModelFields,
@@ -29,18 +31,19 @@ def test_required_models_are_present() -> None:
 
 # Figures from the vendors' model pages (OpenAI, Anthropic, Google AI), not from the yaml.
 @pytest.mark.parametrize(("section", "model", "window", "max_out", "price_in", "price_out"), [
-    ("openai", "gpt-5", 400_000, 128_000, 1.25, 10.0),
-    ("openai", "gpt-4o-mini", 128_000, 16_384, 0.15, 0.60),
-    ("openai", "o4-mini", 200_000, 100_000, 1.10, 4.40),
-    ("anthropic", "claude-sonnet-4-5", 200_000, 64_000, 3.0, 15.0),
-    ("anthropic", "claude-haiku-4-5", 200_000, 64_000, 1.0, 5.0),
-    ("gemini", "gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40),
+    ("openai", "gpt-5", 400_000, 128_000, "1.25", "10"),
+    ("openai", "gpt-4o-mini", 128_000, 16_384, "0.15", "0.60"),
+    ("openai", "o4-mini", 200_000, 100_000, "1.10", "4.40"),
+    ("anthropic", "claude-sonnet-4-5", 200_000, 64_000, "3", "15"),
+    ("anthropic", "claude-haiku-4-5", 200_000, 64_000, "1", "5"),
+    ("gemini", "gemini-2.5-flash-lite", 1_048_576, 65_536, "0.10", "0.40"),
 ])
 def test_spot_checked_figures(section: str, model: str, window: int, max_out: int,
-                              price_in: float, price_out: float) -> None:
+                              price_in: str, price_out: str) -> None:
     info = bundled_catalog()[section][model]
     assert (info.context_window, info.max_output_tokens) == (window, max_out)
-    assert (info.input_cost_per_mtok, info.output_cost_per_mtok) == (price_in, price_out)
+    assert info.price is not None  # joined from the price table
+    assert (info.price.input, info.price.output) == (Decimal(price_in), Decimal(price_out))
 
 
 def test_capabilities() -> None:
@@ -54,8 +57,9 @@ def test_every_row_is_complete() -> None:
     for section, models in bundled_catalog().items():
         for model, info in models.items():
             assert info.context_window, (section, model)
-            assert info.input_cost_per_mtok is not None, (section, model)
-            assert info.output_cost_per_mtok is not None, (section, model)
+            # a price, or a deliberate `unpriced` row in the price table
+            assert info.price is not None or isinstance(
+                bundled_prices()[section][model], Unpriced), (section, model)
 
 
 def test_catalog_is_immutable() -> None:
@@ -76,11 +80,12 @@ def test_lookup_of_unknown_models_gives_defaults() -> None:
 def test_override_sets_only_given_fields() -> None:
     base = bundled_catalog()["openai"]["gpt-4o"]
     changed = ModelFields.model_validate({"context_window": 1000, "vision": False,
-                                          "output_cost_per_mtok": None}).apply(base)
+                                          "price": None}).apply(base)
     assert changed.context_window == 1000 and changed.vision is False
-    assert changed.output_cost_per_mtok is None
+    assert changed.price is None and base.price is not None
     assert changed.max_output_tokens == base.max_output_tokens
-    assert changed.input_cost_per_mtok == base.input_cost_per_mtok
+    untouched = ModelFields.model_validate({"context_window": 1000}).apply(base)
+    assert untouched.price == base.price
 
 
 def test_null_makes_a_capability_unknown() -> None:

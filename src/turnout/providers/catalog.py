@@ -2,6 +2,8 @@
 
 The catalog is package data read with `importlib.resources`, validated with the same
 strict model that validates config overrides, and returned as immutable `ModelInfo` rows.
+The bundled catalog carries each model's price from the one price table,
+`turnout.pricing` (`prices.yaml`), so no price is written twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from turnout.pricing.table import Price, PriceTable, bundled_prices, lookup_price
 from turnout.providers.types import ModelInfo
 
 Catalog = Mapping[str, Mapping[str, ModelInfo]]
@@ -33,8 +36,8 @@ class ModelFields(BaseModel):
     vision: bool | None = None
     json_schema: bool | None = None
     reasoning: bool | None = None
-    input_cost_per_mtok: float | None = Field(None, ge=0)
-    output_cost_per_mtok: float | None = Field(None, ge=0)
+    price: Price | None = None
+    """Replaces the bundled price row as a whole; `null` leaves the model unpriced."""
 
     def apply(self, info: ModelInfo) -> ModelInfo:
         """`info` with every field this object explicitly sets. An explicit `null` clears a
@@ -71,9 +74,19 @@ def parse_catalog(text: str) -> Catalog:
 
 @functools.lru_cache(maxsize=1)
 def bundled_catalog() -> Catalog:
-    """The catalog shipped in the package (parsed once; the result is immutable)."""
+    """The catalog shipped in the package with the bundled prices joined in (parsed once;
+    the result is immutable)."""
     text = resources.files("turnout.providers").joinpath("catalog.yaml").read_text("utf-8")
-    return parse_catalog(text)
+    return with_prices(parse_catalog(text), bundled_prices())
+
+
+def with_prices(catalog: Catalog, prices: PriceTable) -> Catalog:
+    """`catalog` with each row's price taken from `prices` (same sections and model ids)."""
+    return MappingProxyType({
+        section: MappingProxyType({
+            model: dataclasses.replace(info, price=lookup_price(prices, section, model))
+            for model, info in rows.items()})
+        for section, rows in catalog.items()})
 
 
 def lookup(catalog: Catalog, section: str | None, model: str) -> ModelInfo:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from turnout.config.policies import RoutePolicy
 from turnout.core.scrub import NO_SECRETS, SecretScrubber
 from turnout.dialects.base import UpstreamTarget
+from turnout.pricing.table import Price
 
 TOOLS = 1
 """Capability bit: tool (function) calling."""
@@ -38,8 +39,8 @@ class ModelInfo:
     vision: bool | None = None
     json_schema: bool | None = None
     reasoning: bool | None = None
-    input_cost_per_mtok: float | None = None
-    output_cost_per_mtok: float | None = None
+    price: Price | None = None
+    """The list price (bundled `pricing/prices.yaml` or config); None when unpriced."""
     lacks: int = field(init=False, repr=False, compare=False)
     """The capability bits declared `False`, derived once here so that checking a request
     against a deployment costs one `&` per attempt, not four attribute reads."""
