@@ -1,5 +1,8 @@
-"""Prices: the bundled price table and the prices config may set."""
+"""Prices and costs: the bundled price table, config price overrides, exact per-attempt
+cost from canonical usage, and estimates where usage is missing (`turnout.pricing.estimate`,
+which needs the offline token counter)."""
 
+from turnout.pricing.cost import ZERO_COST, BilledTokens, Cost, billed_tokens, cost
 from turnout.pricing.table import (
     BundledPrice,
     LongContextPrice,
@@ -14,6 +17,7 @@ from turnout.pricing.table import (
 )
 
 __all__ = [
-    "BundledPrice", "LongContextPrice", "Price", "PriceTable", "PriceTableError", "Rates",
-    "Unpriced", "bundled_prices", "lookup_price", "parse_prices",
+    "ZERO_COST", "BilledTokens", "BundledPrice", "Cost", "LongContextPrice", "Price",
+    "PriceTable", "PriceTableError", "Rates", "Unpriced", "billed_tokens", "bundled_prices",
+    "cost", "lookup_price", "parse_prices",
 ]
