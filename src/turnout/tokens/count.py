@@ -85,6 +85,7 @@ class TokenCounter:
 
     @property
     def exact(self) -> bool:
+        """True when this is the model's own tokenizer, not a scaled estimate."""
         return self.factor == 1
 
     def text(self, text: str) -> int:
