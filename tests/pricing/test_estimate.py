@@ -14,8 +14,13 @@ from tests.pricing.test_cost_vectors import anthropic_stream, gemini_stream, ope
 from turnout.core.parts import TextPart, ThinkingPart, ToolCallPart
 from turnout.core.request import ChatRequest, Message
 from turnout.core.response import ChatResponse, Usage
-from turnout.pricing import Price, bundled_prices, lookup_price
-from turnout.pricing.estimate import attempt_cost, estimate_usage, settle_usage
+from turnout.pricing import Price, bundled_prices, cost, lookup_price
+from turnout.pricing.estimate import (
+    attempt_cost,
+    estimate_usage,
+    reservation_cost,
+    settle_usage,
+)
 from turnout.tokens import counter_for
 
 HELLO = ChatRequest(model="m", messages=[Message("user", [TextPart("hello world")])])
@@ -144,3 +149,33 @@ def test_a_cut_stream_is_flagged_even_when_every_figure_was_reported() -> None:
     assert settled.estimated  # the caller said the attempt did not end normally
     assert settled.usage.input_tokens == response.usage.input_tokens
 
+
+
+def test_reservation_is_the_worst_case() -> None:
+    counter = counter_for("openai_chat", "gpt-5")
+    result = reservation_cost(HELLO, counter, price("openai", "gpt-5"), max_output_tokens=1000)
+    # 9 prompt tokens x 1.25 + 1,000 output x 10 per million
+    assert result.estimated and result.total == Decimal("0.00001125") + Decimal("0.01")
+    claude = counter_for("anthropic_messages", "claude-haiku-4-5")
+    held = reservation_cost(HELLO, claude, price("anthropic", "claude-haiku-4-5"),
+                            max_output_tokens=100)
+    # 12 estimated prompt tokens at the 5-minute write rate 1.25, 100 x 5 per million
+    assert (held.cache_write, held.output) == (Decimal("0.000015"), Decimal("0.0005"))
+    assert held.micro_usd() == 515
+
+
+@settings(max_examples=60, deadline=None)
+@given(reported_usages, texts, st.integers(0, 10**5))
+def test_a_reservation_covers_any_settlement_within_its_limits(
+        reported: Usage, pieces: list[str], max_output: int) -> None:
+    counter = counter_for("anthropic_messages", "claude-sonnet-4-5")
+    sonnet = price("anthropic", "claude-sonnet-4-5")
+    prompt = counter.prompt(HELLO).tokens
+    # Any real outcome of the call: its prompt split any way between plain input, cache
+    # reads and cache writes, and at most max_output output tokens.
+    cached = reported.cached_tokens % (prompt + 1)
+    written = reported.cache_write_tokens % (prompt - cached + 1)
+    outcome = Usage(input_tokens=prompt, cached_tokens=cached, cache_write_tokens=written,
+                    output_tokens=reported.output_tokens % (max_output + 1))
+    held = reservation_cost(HELLO, counter, sonnet, max_output_tokens=max_output)
+    assert cost(outcome, sonnet).total <= held.total

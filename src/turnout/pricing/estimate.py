@@ -69,3 +69,23 @@ def attempt_cost(request: ChatRequest, response: ChatResponse, counter: TokenCou
 def _copy(usage: Usage) -> Usage:
     return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens,
                  usage.cache_write_tokens, usage.reasoning_tokens)
+
+
+def reservation_cost(request: ChatRequest, counter: TokenCounter, price: Price, *,
+                     max_output_tokens: int) -> Cost:
+    """The most a call can cost before it is made, for a budget reservation: the offline
+    prompt count billed at the dearest prompt rate (an Anthropic cache write costs more
+    than plain input) and `max_output_tokens` at the dearest output rate. Flagged
+    estimated; settle the reservation at `attempt_cost` once the call has ended."""
+    prompt = counter.prompt(request).tokens
+    rates = price.rates(prompt)
+    output = max(0, max_output_tokens)
+    if rates.cache_write > rates.input:
+        usage = Usage(input_tokens=prompt, cache_write_tokens=prompt)
+    else:
+        usage = Usage(input_tokens=prompt)
+    if rates.reasoning > rates.output:
+        usage.output_tokens = usage.reasoning_tokens = output
+    else:
+        usage.output_tokens = output
+    return cost(usage, price, estimated=True)
