@@ -200,3 +200,28 @@ async def test_llama_server_drops_keepalive_after_a_stream() -> None:
                     await r.read()
     finally:
         await server.stop()
+
+
+async def test_a_native_start_that_never_returns_fails_within_the_startup_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def hangs(params: Any) -> Any:
+        release.wait(30)  # stands in for llama.cpp's init stuck in native code
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(server_module, "_new_server", hangs)
+    monkeypatch.setattr(server_module.LocalModelServer, "_params", lambda self: None)
+    server = LocalModelServer(model(), n_ctx=512, n_parallel=1, startup_timeout_s=0.3)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await server.start()
+        assert server.status.startswith("failed") and "did not start" in server.status
+        waiter = asyncio.ensure_future(server.start())  # a second start is bounded too
+        with pytest.raises(ServiceUnavailable):
+            await waiter
+        await asyncio.wait_for(server.stop(), 5)  # and so is the shutdown
+    finally:
+        release.set()

@@ -130,8 +130,9 @@ class LocalModelServer:
         """Stop serving and free the model. Safe to call at any time, more than once."""
         starting = self._starting
         if starting is not None and not starting.done():
+            # Bounded: a native init that never returns must not hang a shutdown too.
             with suppress(Exception):
-                await asyncio.shield(starting)
+                await asyncio.wait_for(asyncio.shield(starting), self._startup_timeout_s)
         self._starting = None
         self._status = "stopped"
         if self._server is not None:
@@ -172,10 +173,20 @@ class LocalModelServer:
         """Create the llama.cpp server. Its init can fail transiently right after a stop
         (the old listening socket or model memory not yet released), so a failed init is
         tried again a few times before the failure counts."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._startup_timeout_s
         for attempt in range(_LAUNCH_ATTEMPTS):
             try:
-                # Importing xllamacpp and loading the model both block: off the loop.
-                return await asyncio.to_thread(lambda: _new_server(self._params()))
+                # Importing xllamacpp and loading the model both block: off the loop. The
+                # wait is bounded: llama.cpp's init has been seen to hang (never return)
+                # when its port was taken under load; the start then fails instead of
+                # hanging every request and the shutdown (the stuck thread is left behind).
+                return await asyncio.wait_for(
+                    asyncio.to_thread(lambda: _new_server(self._params())),
+                    max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise TimeoutError(f"llama.cpp did not start within "
+                                   f"{self._startup_timeout_s:g}s") from None
             except Exception:
                 if attempt == _LAUNCH_ATTEMPTS - 1:
                     raise
