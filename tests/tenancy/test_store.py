@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from turnout.tenancy import keys
+from turnout.tenancy.policy import NO_POLICY, Policy
 from turnout.tenancy.records import KeyRecord, TenantConflict
 from turnout.tenancy.sql import SqlTenantStore
 from turnout.tenancy.tables import metadata
@@ -77,3 +78,22 @@ async def test_the_migrations_build_exactly_the_tables(store: SqlTenantStore) ->
 
     async with store._engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+async def test_policies_round_trip_on_tenants_and_keys(store: SqlTenantStore) -> None:
+    await store.create_tenant("acme", "Acme")
+    policy = Policy.model_validate({
+        "limits": {"rpm": 60, "tpm": 10_000, "concurrency": 3},
+        "budgets": [{"period": "day", "usd": 2.5}, {"period": "total", "tokens": 9_000,
+                                                     "hard": False, "alerts": [0.9]}]})
+    tenant = await store.set_tenant_policy("acme", policy)
+    assert tenant is not None and tenant.policy == policy
+    assert (await store.get_tenant("acme")) == tenant
+    key = await store.add_key(record("acme"))
+    assert (await store.get_key(key.id)) == key and key.policy == NO_POLICY
+    changed = await store.set_key_policy(key.id, policy)
+    assert changed is not None and changed.policy == policy
+    cleared = await store.set_key_policy(key.id, NO_POLICY)
+    assert cleared is not None and cleared.policy == NO_POLICY
+    assert await store.set_key_policy("nope\x00", policy) is None
+    assert await store.set_tenant_policy("missing", policy) is None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from turnout.core.errors import Attempt, TurnoutError
+from turnout.tenancy.policy import NO_POLICY, Policy
 
 
 class RequestIds:
@@ -37,6 +38,10 @@ class Identity:
     key_id: str
     aliases: frozenset[str] | None = None
     """The aliases the key may call; None for all."""
+    tenant_policy: Policy = NO_POLICY
+    """The tenant's limits and budgets (shared by all its keys)."""
+    key_policy: Policy = NO_POLICY
+    """The key's own limits and budgets."""
 
 
 @dataclass(slots=True)

@@ -45,7 +45,8 @@ class VirtualKeys:
         if tenant.disabled_at is not None:
             raise PermissionDenied("This API key's tenant is disabled.")
         ctx.principal = f"{tenant.id}/{record.id}"
-        ctx.identity = Identity(tenant.id, record.id, record.aliases)
+        ctx.identity = Identity(tenant.id, record.id, record.aliases, tenant.policy,
+                                record.policy)
         return True
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from turnout.tenancy.policy import NO_POLICY, Policy
+
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 """Tenant ids: short lowercase slugs (`acme`, `team-42`), safe in URLs, logs and SQL."""
 
@@ -19,6 +21,8 @@ class Tenant:
     name: str
     created_at: datetime
     disabled_at: datetime | None = None
+    policy: Policy = NO_POLICY
+    """Limits and budgets shared by all the tenant's keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class KeyRecord:
     revoked_at: datetime | None = None
     aliases: frozenset[str] | None = None
     """The model aliases the key may call; None for every alias."""
+    policy: Policy = NO_POLICY
+    """Limits and budgets of this key alone (its tenant's apply as well)."""
 
     def usable(self, now: datetime) -> bool:
         """Neither revoked nor expired at `now`."""
@@ -57,6 +63,8 @@ class TenantStore(Protocol):
 
     async def set_tenant_disabled(self, tenant_id: str, disabled: bool) -> Tenant | None: ...
 
+    async def set_tenant_policy(self, tenant_id: str, policy: Policy) -> Tenant | None: ...
+
     async def add_key(self, record: KeyRecord) -> KeyRecord: ...
 
     async def get_key(self, key_id: str) -> KeyRecord | None: ...
@@ -64,5 +72,7 @@ class TenantStore(Protocol):
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]: ...
 
     async def revoke_key(self, key_id: str, at: datetime) -> KeyRecord | None: ...
+
+    async def set_key_policy(self, key_id: str, policy: Policy) -> KeyRecord | None: ...
 
     async def close(self) -> None: ...

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from turnout.tenancy.migrate import upgrade
+from turnout.tenancy.policy import Policy, parse_policy
 from turnout.tenancy.records import TENANT_ID, KeyRecord, Tenant, TenantConflict
 from turnout.tenancy.tables import tenants, virtual_keys
 
@@ -31,6 +32,12 @@ class SqlTenantStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine, for the other stores that live in the same database
+        (the spend ledger, tenants' provider keys)."""
+        return self._engine
 
     @classmethod
     async def open(cls, url: str) -> SqlTenantStore:
@@ -78,13 +85,22 @@ class SqlTenantStore:
                                .values(disabled_at=_now() if disabled else None))
         return await self.get_tenant(tenant_id)
 
+    async def set_tenant_policy(self, tenant_id: str, policy: Policy) -> Tenant | None:
+        if not _storable(tenant_id):
+            return None
+        async with self._engine.begin() as conn:
+            await conn.execute(update(tenants).where(tenants.c.id == tenant_id)
+                               .values(policy=policy.stored()))
+        return await self.get_tenant(tenant_id)
+
     async def add_key(self, record: KeyRecord) -> KeyRecord:
         aliases = sorted(record.aliases) if record.aliases is not None else None
         async with self._engine.begin() as conn:
             await conn.execute(insert(virtual_keys).values(
                 id=record.id, tenant_id=record.tenant_id, name=record.name,
                 digest=record.digest, created_at=record.created_at,
-                expires_at=record.expires_at, revoked_at=record.revoked_at, aliases=aliases))
+                expires_at=record.expires_at, revoked_at=record.revoked_at, aliases=aliases,
+                policy=record.policy.stored()))
         return record
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
@@ -114,6 +130,14 @@ class SqlTenantStore:
                                .values(revoked_at=at))
         return await self.get_key(key_id)
 
+    async def set_key_policy(self, key_id: str, policy: Policy) -> KeyRecord | None:
+        if not _storable(key_id):
+            return None
+        async with self._engine.begin() as conn:
+            await conn.execute(update(virtual_keys).where(virtual_keys.c.id == key_id)
+                               .values(policy=policy.stored()))
+        return await self.get_key(key_id)
+
 
 def _storable(value: str) -> bool:
     # PostgreSQL text cannot hold NUL: such an identifier names nothing (and must not
@@ -135,7 +159,8 @@ def _utc(value: datetime | None) -> datetime | None:
 def _tenant(row: RowMapping) -> Tenant:
     created = _utc(row["created_at"])
     assert created is not None
-    return Tenant(row["id"], row["name"], created, _utc(row["disabled_at"]))
+    return Tenant(row["id"], row["name"], created, _utc(row["disabled_at"]),
+                  parse_policy(row["policy"]))
 
 
 def _key(row: RowMapping) -> KeyRecord:
@@ -144,4 +169,5 @@ def _key(row: RowMapping) -> KeyRecord:
     aliases = row["aliases"]
     return KeyRecord(row["id"], row["tenant_id"], row["name"], bytes(row["digest"]), created,
                      _utc(row["expires_at"]), _utc(row["revoked_at"]),
-                     frozenset(aliases) if aliases is not None else None)
+                     frozenset(aliases) if aliases is not None else None,
+                     parse_policy(row["policy"]))
