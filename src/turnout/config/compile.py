@@ -12,10 +12,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from turnout.config.errors import ConfigError, format_path
 from turnout.config.policies import merge_policy
-from turnout.config.runtime import RuntimeConfig, ServerSettings, TenancySettings
+from turnout.config.runtime import (
+    RuntimeConfig,
+    ServerSettings,
+    SharedStateSettings,
+    TenancySettings,
+)
 from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig, TargetConfig
 from turnout.config.secrets import SecretError
 from turnout.core.scrub import SecretScrubber
@@ -60,6 +66,7 @@ def compile_config(
     problems: list[str] = []
     server = _server_settings(config, environ, problems)
     tenancy = _tenancy_settings(config, environ, problems)
+    state = _state_settings(config, environ, problems)
     old_servers = previous.local_servers if previous is not None else {}
     endpoints: dict[str, _Endpoint] = {}
     local_servers: dict[str, LocalModelServer] = {}
@@ -82,6 +89,11 @@ def compile_config(
 
     cat = catalog if catalog is not None else bundled_catalog()
     extra = [tenancy.admin_key] if tenancy is not None and tenancy.admin_key else []
+    # Passwords inside the database and Redis URLs (given by secret reference).
+    for url in (state.redis_url, tenancy.database_url if tenancy is not None else None):
+        password = urlsplit(url).password if url else None
+        if password:
+            extra.append(password)
     scrubber = _scrubber(server, endpoints.values(), extra)
     routes: dict[str, Route] = {}
     deployments: dict[str, Deployment] = {}
@@ -95,7 +107,7 @@ def compile_config(
                               fallbacks=route_cfg.fallbacks,
                               policy=merge_policy(config.router.policy, route_cfg.policy))
     return RuntimeConfig(
-        server=server, tenancy=tenancy, routes=MappingProxyType(routes),
+        server=server, tenancy=tenancy, state=state, routes=MappingProxyType(routes),
         deployments=MappingProxyType(deployments),
         local_servers=MappingProxyType(local_servers),
         policies=MappingProxyType({alias: r.policy for alias, r in routes.items()}),
@@ -134,6 +146,22 @@ def _deployment(
 
 
 MIN_ADMIN_KEY_CHARS = 32
+
+
+def _state_settings(
+    config: GatewayConfig, environ: Mapping[str, str], problems: list[str]
+) -> SharedStateSettings:
+    section = config.state
+    url = section.redis
+    if url is not None and not isinstance(url, str):
+        try:
+            url = url.resolve(environ).strip()
+        except SecretError as exc:
+            problems.append(f"{format_path(['state', 'redis'])}: {exc}")
+            url = None
+    return SharedStateSettings(redis_url=url, prefix=section.prefix,
+                               budgets_when_down=section.when_down.budgets,
+                               local_slice=section.when_down.local_slice)
 
 
 def _tenancy_settings(

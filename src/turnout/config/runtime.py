@@ -46,12 +46,26 @@ class TenancySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedStateSettings:
+    """The `state:` section with its secrets resolved."""
+
+    redis_url: str | None = field(default=None, repr=False)
+    """None: in-process state."""
+    prefix: str = "turnout"
+    budgets_when_down: str = "fail_closed"
+    """`fail_closed` or `local_slice`."""
+    local_slice: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeConfig:
     """Everything the engine needs, compiled from a `GatewayConfig`."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     tenancy: TenancySettings | None = None
     """Tenants and virtual keys; None for a single-tenant gateway."""
+    state: SharedStateSettings = field(default_factory=SharedStateSettings)
+    """Where replicas share counters, reservations and resilience state."""
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     """Client-visible model name -> route."""
     deployments: Mapping[str, Deployment] = field(

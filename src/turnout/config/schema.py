@@ -24,6 +24,7 @@ from pydantic import (
 
 from turnout.config.policies import RoutePolicy
 from turnout.config.secrets import SecretRef
+from turnout.config.shared_state import SharedStateConfig
 from turnout.config.tenancy import TenancyConfig
 from turnout.local.model import BUNDLED_MODEL_NAME
 from turnout.providers.catalog import ModelFields
@@ -223,6 +224,8 @@ class GatewayConfig(BaseModel):
     """The built-in local model: `true` (default), `false`, or its settings."""
     tenancy: TenancyConfig | None = None
     """Tenants and virtual keys (absent: single-tenant, gateway keys only)."""
+    state: SharedStateConfig = Field(default_factory=SharedStateConfig)
+    """What replicas share (absent: in-process state)."""
 
     _builtin_routes: tuple[str, ...] = PrivateAttr(default=())
 
