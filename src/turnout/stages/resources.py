@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from turnout.tenancy.directory import KeyDirectory
 from turnout.tenancy.records import TenantStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class StageResources:
@@ -17,6 +22,7 @@ class StageResources:
         self._monotonic = monotonic
         self._directories: dict[tuple[str, float], KeyDirectory] = {}
         self._stores: dict[str, TenantStore] = {}
+        self._redis: dict[str, Redis] = {}
         self._lock = asyncio.Lock()
 
     async def tenant_store(self, url: str) -> TenantStore:
@@ -31,6 +37,24 @@ class StageResources:
                 store = self._stores[url] = await SqlTenantStore.open(url)
         return store
 
+    async def sql_engine(self, url: str) -> AsyncEngine:
+        """The database engine of the tenant store at `url`, for the stores that live in
+        the same database (the spend ledger, tenants' provider keys)."""
+        from turnout.tenancy.sql import SqlTenantStore
+
+        store = await self.tenant_store(url)
+        assert isinstance(store, SqlTenantStore)
+        return store.engine
+
+    def redis(self, url: str) -> Redis:
+        """One connection pool per Redis URL, shared by every store that uses it."""
+        client = self._redis.get(url)
+        if client is None:
+            from turnout.state.redis_base import redis_client  # redis-py only when used
+
+            client = self._redis[url] = redis_client(url)
+        return client
+
     async def key_directory(self, url: str, ttl_s: float) -> KeyDirectory:
         directory = self._directories.get((url, ttl_s))
         if directory is None:
@@ -41,5 +65,8 @@ class StageResources:
 
     async def aclose(self) -> None:
         stores, self._stores, self._directories = list(self._stores.values()), {}, {}
+        clients, self._redis = list(self._redis.values()), {}
         for store in stores:
             await store.close()
+        for client in clients:
+            await client.aclose()
