@@ -275,7 +275,8 @@ class Engine:
             error = call.ctx.abort  # cut on purpose (a shutdown's deadline), not by the client
         latency = self.state.clock.monotonic() - started
         if pipeline.end:
-            await pipeline.finish(call, CallEnd(deployment, usage, error, latency))
+            response = served.response if isinstance(served, ChatOutcome) else None
+            await pipeline.finish(call, CallEnd(deployment, usage, error, latency, response))
         if self.observers:
             ctx, request = call.ctx, call.request
             self.observers.request(RequestEvent(

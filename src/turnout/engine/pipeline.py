@@ -41,7 +41,7 @@ from typing import Any
 from turnout.core.errors import TurnoutError
 from turnout.core.events import StreamEvent
 from turnout.core.request import ChatRequest
-from turnout.core.response import Usage
+from turnout.core.response import ChatResponse, Usage
 from turnout.engine.context import CallContext
 from turnout.engine.outcome import ChatOutcome
 from turnout.engine.plan import Candidate
@@ -75,6 +75,8 @@ class CallEnd:
     error: TurnoutError | None
     """None on success; `ClientClosed` when the client left a stream before its end."""
     latency_s: float
+    response: ChatResponse | None = None
+    """The complete answer of a non-stream call (None for a stream, or no answer)."""
 
 
 class Stage:
