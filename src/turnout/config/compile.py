@@ -191,7 +191,8 @@ def _tenancy_settings(
                             f"secrets; print(secrets.token_urlsafe(32))\")")
             return None
     return TenancySettings(database_url=url, admin_key=admin_key,
-                           key_cache_s=section.key_cache_s)
+                           key_cache_s=section.key_cache_s,
+                           budget_timezone=section.budget_timezone)
 
 
 def _server_settings(

@@ -43,6 +43,7 @@ class TenancySettings:
     database_url: str = field(repr=False)
     admin_key: str | None = field(default=None, repr=False)
     key_cache_s: float = 1.0
+    budget_timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)

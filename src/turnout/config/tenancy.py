@@ -25,6 +25,22 @@ class TenancyConfig(BaseModel):
     """How long a replica trusts what it read about a key: a revocation takes effect on
     every replica within this time."""
 
+    budget_timezone: str = "UTC"
+    """The IANA time zone whose midnight starts a budget's day (and whose first of the
+    month starts its month), e.g. `Europe/Paris`."""
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "UTC or Europe/Paris") from None
+        return value
+
     @field_validator("database")
     @classmethod
     def _check_url(cls, value: str | SecretRef, info: ValidationInfo) -> str | SecretRef:

@@ -101,6 +101,14 @@ class RateLimited(TurnoutError):
     status, code, retryable = 429, "rate_limited", True
 
 
+class BudgetExhausted(RateLimited):
+    """A hard budget has no room for this call (OpenAI's `insufficient_quota`). Raised by
+    the gateway before any attempt: waiting helps only once the budget resets, so no
+    retry, and the message names the budget and when it resets."""
+
+    code, retryable = "insufficient_quota", False
+
+
 class Overloaded(TurnoutError):
     status, code, retryable = 529, "overloaded", True
 

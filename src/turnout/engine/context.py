@@ -67,6 +67,9 @@ class CallContext:
     """Set by whoever cancels the call on purpose (the gateway's shutdown drain) before
     cancelling it, so that the call is reported with this error, not as the client
     leaving."""
+    response_headers: dict[str, str] | None = None
+    """Headers a stage wants on the answer, success or error (rate-limit state); the
+    gateway sends them, the library leaves them for the caller to read."""
     max_tokens_capped: int | None = None
     """Set when the serving target got a smaller `max_tokens` than the request asked for
     (its declared output limit); the gateway reports it as `x-turnout-max-tokens-capped`."""

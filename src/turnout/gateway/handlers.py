@@ -77,7 +77,10 @@ class ChatHandler:
                 return web.Response(body=body, content_type=_JSON,
                                     headers=_route_headers(outcome, ctx))
         except TurnoutError as error:
-            return self.error_response(error, request_id)
+            response = self.error_response(error, request_id)
+            if ctx.response_headers:
+                response.headers.update(ctx.response_headers)
+            return response
         except Exception:
             # A bug, not the client's fault: still answer in the client's dialect, not HTML.
             _log.exception("unexpected error serving %s", http.path)
@@ -196,6 +199,8 @@ def _route_headers(outcome: Outcome, ctx: CallContext) -> dict[str, str]:
     }
     if ctx.max_tokens_capped is not None:
         headers["x-turnout-max-tokens-capped"] = str(ctx.max_tokens_capped)
+    if ctx.response_headers:
+        headers.update(ctx.response_headers)
     return headers
 
 

@@ -72,12 +72,13 @@ def _copy(usage: Usage) -> Usage:
 
 
 def reservation_cost(request: ChatRequest, counter: TokenCounter, price: Price, *,
-                     max_output_tokens: int) -> Cost:
+                     max_output_tokens: int, prompt_tokens: int | None = None) -> Cost:
     """The most a call can cost before it is made, for a budget reservation: the offline
     prompt count billed at the dearest prompt rate (an Anthropic cache write costs more
     than plain input) and `max_output_tokens` at the dearest output rate. Flagged
-    estimated; settle the reservation at `attempt_cost` once the call has ended."""
-    prompt = counter.prompt(request).tokens
+    estimated; settle the reservation at `attempt_cost` once the call has ended.
+    `prompt_tokens`: the prompt already counted with `counter` (not counted again)."""
+    prompt = counter.prompt(request).tokens if prompt_tokens is None else prompt_tokens
     rates = price.rates(prompt)
     output = max(0, max_output_tokens)
     if rates.cache_write > rates.input:

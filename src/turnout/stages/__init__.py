@@ -11,6 +11,8 @@ from __future__ import annotations
 from turnout.config.runtime import RuntimeConfig
 from turnout.engine.pipeline import Stage
 from turnout.stages.authenticate import Authenticate, CredentialCheck, StaticKeys
+from turnout.stages.metering import Meter
+from turnout.stages.quota import Quota
 from turnout.stages.resources import StageResources
 from turnout.stages.virtual_keys import AliasScope, VirtualKeys
 
@@ -27,4 +29,6 @@ def config_stages(runtime: RuntimeConfig, resources: StageResources) -> list[Sta
         stages.append(Authenticate(checks))
     if runtime.tenancy is not None:
         stages.append(AliasScope())
+        stages.append(Quota(runtime.tenancy, resources.shared_stores(runtime.state)))
+        stages.append(Meter())
     return stages

@@ -14,6 +14,18 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from turnout.config.runtime import SharedStateSettings
+    from turnout.stages.shared_stores import SharedStores
+
+
+class _Monotonic:
+    """A `Clock` over a monotonic function."""
+
+    __slots__ = ("monotonic",)
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self.monotonic = monotonic
+
 
 class StageResources:
     """Opens each store on first use (migrating its database) and keeps it."""
@@ -23,6 +35,7 @@ class StageResources:
         self._directories: dict[tuple[str, float], KeyDirectory] = {}
         self._stores: dict[str, TenantStore] = {}
         self._redis: dict[str, Redis] = {}
+        self._shared: dict[SharedStateSettings, SharedStores] = {}
         self._lock = asyncio.Lock()
 
     async def tenant_store(self, url: str) -> TenantStore:
@@ -55,6 +68,21 @@ class StageResources:
             client = self._redis[url] = redis_client(url)
         return client
 
+    def shared_stores(self, settings: SharedStateSettings) -> SharedStores:
+        """The rate limiter and budget ledger for `settings` (in-process, or Redis with
+        the configured fallback), one per distinct setting, kept across config swaps."""
+        stores = self._shared.get(settings)
+        if stores is None:
+            from turnout.stages.shared_stores import SharedStores
+
+            redis = self.redis(settings.redis_url) if settings.redis_url else None
+            stores = self._shared[settings] = SharedStores(
+                settings, _Monotonic(self._monotonic), redis)
+        return stores
+
+    def all_shared_stores(self) -> list[SharedStores]:
+        return list(self._shared.values())
+
     async def key_directory(self, url: str, ttl_s: float) -> KeyDirectory:
         directory = self._directories.get((url, ttl_s))
         if directory is None:
@@ -66,6 +94,9 @@ class StageResources:
     async def aclose(self) -> None:
         stores, self._stores, self._directories = list(self._stores.values()), {}, {}
         clients, self._redis = list(self._redis.values()), {}
+        shared, self._shared = list(self._shared.values()), {}
+        for stores_ in shared:
+            await stores_.aclose()
         for store in stores:
             await store.close()
         for client in clients:

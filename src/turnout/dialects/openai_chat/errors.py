@@ -73,7 +73,9 @@ def error_object(error: TurnoutError) -> dict[str, Any]:
     """The `{"error": {...}}` body, also sent as a stream's terminal error event."""
     return {"error": {
         "message": error.message,
-        "type": error_type(error.status),
+        # OpenAI spells an exhausted quota as its own type, not a rate limit.
+        "type": "insufficient_quota" if error.code == "insufficient_quota"
+        else error_type(error.status),
         "param": error.param,
         "code": _CODE_TO_WIRE.get(error.code, error.code),
     }}
