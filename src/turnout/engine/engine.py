@@ -97,8 +97,13 @@ class Engine:
 
     def readiness(self) -> dict[str, str]:
         """Status of every component whose readiness can vary (local models)."""
-        return {f"local:{name}": server.status
-                for name, server in self._runtime.local_servers.items()}
+        status = {f"local:{name}": server.status
+                  for name, server in self._runtime.local_servers.items()}
+        shared = [s for s in self.resources.all_shared_stores() if s.shared]
+        if shared:
+            status["shared_state"] = ("degraded: Redis unreachable, limits per process"
+                                      if any(s.degraded for s in shared) else "ready")
+        return status
 
     def plan(self, request: ChatRequest) -> list[Candidate]:
         runtime = self._runtime

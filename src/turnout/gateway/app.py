@@ -18,6 +18,7 @@ from turnout.gateway.models import ModelsEndpoints
 from turnout.gateway.probes import MonitoringAccess, Probes
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
+from turnout.observability.quota_metrics import QuotaCollector
 
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", PrometheusObserver)
@@ -35,6 +36,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
         for observer in (metrics, *observers):
             engine.observers.add(observer)
     metrics.registry.register(StateCollector(engine.state))
+    metrics.registry.register(QuotaCollector(engine.resources.all_shared_stores))
     settings = runtime.server
     # aiohttp's own body limit sits above ours so that we answer 413 in the dialect's shape.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)

@@ -74,11 +74,14 @@ class Probes:
         for monitoring."""
         components = self._engine.readiness()
         failed = any(status.startswith("failed") for status in components.values())
-        status = "draining" if self._drain.draining else "unavailable" if failed else "ready"
+        degraded = any(status.startswith("degraded") for status in components.values())
+        # Degraded still serves (per-process limits), so it stays ready for the balancer.
+        status = ("draining" if self._drain.draining else "unavailable" if failed
+                  else "degraded" if degraded else "ready")
         body: dict[str, object] = {"status": status}
         if self._access.allows(request.headers):
             body["components"] = components
-        return web.Response(status=200 if status == "ready" else 503,
+        return web.Response(status=200 if status in ("ready", "degraded") else 503,
                             body=orjson.dumps(body), content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:

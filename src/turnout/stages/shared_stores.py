@@ -206,7 +206,8 @@ class SharedStores:
         if self._sweeper is not None:
             self._sweeper.cancel()
         tasks = [*self._tasks, *([self._sweeper] if self._sweeper else [])]
-        for task in self._tasks:
+        self._sweeper = None
+        for task in list(self._tasks):
             try:
                 await asyncio.wait_for(asyncio.shield(task), 5)
             except (TimeoutError, asyncio.CancelledError):
