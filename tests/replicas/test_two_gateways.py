@@ -172,9 +172,9 @@ async def test_a_budget_with_room_for_one_admits_exactly_one_of_fifty(
     _, key = await replicas.tenant_key({"budgets": [{"period": "day", "tokens": 700}]})
     body = valid_body("openai")
     body["max_tokens"] = 600  # one call's worst case fits the budget, two do not
-    # The admitted call takes a second, so all 50 are in flight at once (once it has
+    # The admitted call takes 4 s, so all 50 are in flight at once (once it has
     # settled at its real, smaller cost, there would be room for more).
-    sims["openai_chat"].faults.add(Fault(kind="latency", seconds=1.0, times=50))
+    sims["openai_chat"].faults.add(Fault(kind="latency", seconds=4.0, times=50))
     before = len(sims["openai_chat"].requests)
     results = await asyncio.gather(*(replicas.chat(i % 2, key, body) for i in range(50)))
     statuses = [status for status, _ in results]

@@ -84,6 +84,8 @@ class Quota(Stage):
         self._stores = stores
         self._zone = _zone(settings.budget_timezone)
         self._wall = wall or (lambda: datetime.now(UTC))
+        self._periods: dict[str, tuple[str, datetime | None]] = {}
+        """The current period of each kind, reused until it ends."""
 
     async def on_plan(self, call: Call) -> None:
         identity = call.ctx.identity
@@ -92,13 +94,16 @@ class Quota(Stage):
         tenant, key = identity.tenant_policy, identity.key_policy
         if tenant.empty and key.empty:
             return
-        tokens, micro_usd = _worst_case(call)
         owners: tuple[tuple[Scope, str, Policy], ...] = (
             ("key", identity.key_id, key), ("tenant", identity.tenant_id, tenant))
+        budgets = self._budgets(owners)
+        hard = [b.budget.unit for b in budgets if b.budget.hard]
+        counts_tokens = "tokens" in hard or any(p.limits.tpm for _, _, p in owners)
+        tokens, micro_usd = (_worst_case(call, "usd" in hard)
+                             if counts_tokens or hard else (0, 0))
         limits = _rate_limits(owners, tokens)
         slots = [(f"cc:{scope}:{owner}", policy.limits.concurrency)
                  for scope, owner, policy in owners if policy.limits.concurrency]
-        budgets = self._budgets(owners)
         lease_s = _lease_s(call)
         charges = [Charge(b.key, b.budget.limit_units if b.budget.hard else MAX_UNITS,
                           (micro_usd if b.budget.unit == "usd" else tokens)
@@ -109,7 +114,17 @@ class Quota(Stage):
         work += [stores.enter(k, n, lease_s) for k, n in slots if n]
         if charges:
             work.append(stores.reserve(charges, lease_s))
-        results: list[object] = list(await asyncio.gather(*work, return_exceptions=True))
+        results: list[object]
+        if stores.shared and len(work) > 1:
+            # Network stores: send together, wait one round trip.
+            results = list(await asyncio.gather(*work, return_exceptions=True))
+        else:  # in-process stores never wait: tasks would cost more than the calls
+            results = []
+            for job in work:
+                try:
+                    results.append(await job)
+                except Exception as exc:
+                    results.append(exc)
         taken = _Taken(budgets=budgets)
         call.state[self] = taken
         admission: Admission | None = None
@@ -153,20 +168,29 @@ class Quota(Stage):
         await stores.settle(taken.held, actual)
         watched = [b for b in taken.budgets if b.budget.alerts and actual[b.key]]
         if watched:
-            stores.spawn(self._alerts(watched, actual))
+            if stores.shared:
+                stores.spawn(self._alerts(watched, actual))
+            else:
+                await self._alerts(watched, actual)
 
     # -- budgets -------------------------------------------------------------------------
     def _budgets(self, owners: Sequence[tuple[Scope, str, Policy]]) -> list[_Budgeted]:
         if not any(policy.budgets for _, _, policy in owners):
             return []
-        local = self._wall().astimezone(self._zone)
+        now = self._wall()
         found: list[_Budgeted] = []
         for scope, owner, policy in owners:
             for budget in policy.budgets:
-                stamp, resets = _period(budget.period, local)
+                stamp, resets = self._period(budget.period, now)
                 key = f"budget:{scope}:{owner}:{budget.period}:{budget.unit}:{stamp}"
                 found.append(_Budgeted(scope, owner, budget, key, resets))
         return found
+
+    def _period(self, period: str, now: datetime) -> tuple[str, datetime | None]:
+        current = self._periods.get(period)
+        if current is None or (current[1] is not None and now >= current[1]):
+            current = self._periods[period] = _period(period, now.astimezone(self._zone))
+        return current
 
     def _exhausted(self, denied: BudgetDenied, budgets: list[_Budgeted]) -> BudgetExhausted:
         budget = next(b for b in budgets if b.key == denied.charge.key)
@@ -214,9 +238,10 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.6g}"
 
 
-def _worst_case(call: Call) -> tuple[int, int]:
-    """The most tokens and micro-dollars the call can consume on any of its candidates
-    (prompt estimate plus its maximum output; doubled when a route may hedge)."""
+def _worst_case(call: Call, priced: bool) -> tuple[int, int]:
+    """The most tokens and micro-dollars (when `priced`) the call can consume on any of
+    its candidates (prompt estimate plus its maximum output; doubled when a route may
+    hedge)."""
     request = call.request
     prompts: dict[object, int] = {}
     tokens = micro_usd = 0
@@ -233,7 +258,7 @@ def _worst_case(call: Call) -> tuple[int, int]:
                   else wanted or cap or DEFAULT_MAX_OUTPUT)
         tokens = max(tokens, prompt + output)
         price = deployment.info.price
-        if price is not None:
+        if priced and price is not None:
             cost = reservation_cost(request, counter, price, max_output_tokens=output,
                                     prompt_tokens=prompt)
             micro_usd = max(micro_usd, cost.micro_usd())
@@ -284,14 +309,17 @@ def _too_many(denied: Denied, identity: Identity) -> RateLimited:
 def _limit_headers(states: Sequence[LimitState]) -> dict[str, str]:
     """OpenAI's `x-ratelimit-*` headers: for requests and for tokens, the tighter of the
     key's and the tenant's limits (the one with the fewest units left)."""
+    tightest_of: dict[str, LimitState] = {}
+    for state in states:
+        kind = "tokens" if state.limit.key.endswith(":tpm") else "requests"
+        known = tightest_of.get(kind)
+        if known is None or state.remaining < known.remaining:
+            tightest_of[kind] = state
     headers: dict[str, str] = {}
-    for kind, suffix in (("rpm", "requests"), ("tpm", "tokens")):
-        tightest = min((s for s in states if s.limit.key.endswith(kind)),
-                       key=lambda s: s.remaining, default=None)
-        if tightest is not None:
-            headers[f"x-ratelimit-limit-{suffix}"] = str(tightest.limit.rate)
-            headers[f"x-ratelimit-remaining-{suffix}"] = str(tightest.remaining)
-            headers[f"x-ratelimit-reset-{suffix}"] = _duration(tightest.reset_after)
+    for kind, state in tightest_of.items():
+        headers[f"x-ratelimit-limit-{kind}"] = str(state.limit.rate)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(state.remaining)
+        headers[f"x-ratelimit-reset-{kind}"] = _duration(state.reset_after)
     return headers
 
 

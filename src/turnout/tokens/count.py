@@ -12,6 +12,7 @@ its own cheap character estimate (`turnout.engine.tokens`) on the hot path: coun
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -171,9 +172,11 @@ def family_for(dialect: str, model: str) -> Family:
     return "other"
 
 
+@functools.lru_cache(maxsize=1024)
 def counter_for(dialect: str, model: str) -> TokenCounter:
     """The counter for `model` served through `dialect`: exact for OpenAI models tiktoken
-    knows, o200k_base scaled by the family factor for everything else."""
+    knows, o200k_base scaled by the family factor for everything else. Cached: a pure
+    function of its arguments, called per request by the budget stages."""
     family = family_for(dialect, model)
     if family == "openai":
         name = encoding_name_for_model(model.rpartition("/")[2])
