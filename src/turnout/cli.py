@@ -1,4 +1,4 @@
-"""`turnout serve | check | sim`."""
+"""`turnout serve | check | sim | tenants | keys`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(_config_path(parser, args))
     if args.command == "sim":
         return _sim(args.host, args.port)
+    if args.command in ("tenants", "keys"):
+        from turnout import cli_tenancy
+
+        return cli_tenancy.run(args, _config_path(parser, args))
     return _serve(_config_path(parser, args), args.host, args.port, args.log_format)
 
 
@@ -44,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=9100,
                      help="OpenAI on PORT, Anthropic on PORT+1, Gemini on PORT+2 "
                           "(default: 9100)")
+    from turnout.cli_tenancy import add_commands
+
+    add_commands(commands)
     return parser
 
 
