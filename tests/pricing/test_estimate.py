@@ -179,3 +179,17 @@ def test_a_reservation_covers_any_settlement_within_its_limits(
                     output_tokens=reported.output_tokens % (max_output + 1))
     held = reservation_cost(HELLO, counter, sonnet, max_output_tokens=max_output)
     assert cost(outcome, sonnet).total <= held.total
+
+
+@pytest.mark.parametrize(("section", "model"), [
+    ("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o-mini"), ("gemini", "gemini-2.5-pro")])
+@pytest.mark.parametrize(("prompt", "output"), [(0, 0), (1, 1), (1234, 567), (250_000, 8192)])
+def test_the_fast_reservation_equals_the_full_one(section: str, model: str, prompt: int,
+                                                  output: int) -> None:
+    from turnout.pricing.estimate import reservation_micro_usd
+
+    rates = price(section, model)
+    counter = counter_for("openai_chat", "gpt-4o-mini")
+    full = reservation_cost(ChatRequest(model=model, messages=[]), counter, rates,
+                            max_output_tokens=output, prompt_tokens=prompt)
+    assert reservation_micro_usd(prompt, output, rates) == full.micro_usd()

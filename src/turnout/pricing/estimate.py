@@ -9,6 +9,7 @@ reported so far is a lower bound of the final one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from turnout.core.request import ChatRequest
@@ -90,3 +91,13 @@ def reservation_cost(request: ChatRequest, counter: TokenCounter, price: Price, 
     else:
         usage.output_tokens = output
     return cost(usage, price, estimated=True)
+
+
+def reservation_micro_usd(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
+    """`reservation_cost(...).micro_usd()` without building a `Cost`: the same dearest
+    rates (a rate per million tokens is micro-dollars per token), rounded up. For the hot
+    path of the budget stage."""
+    rates = price.rates(prompt_tokens)
+    prompt_rate = max(rates.input, rates.cache_write)
+    output_rate = max(rates.output, rates.reasoning)
+    return math.ceil(prompt_tokens * prompt_rate + max(0, max_output_tokens) * output_rate)

@@ -34,7 +34,7 @@ from turnout.config.runtime import TenancySettings
 from turnout.core.errors import BudgetExhausted, RateLimited, TurnoutError
 from turnout.engine.context import Identity
 from turnout.engine.pipeline import Call, CallEnd, Stage
-from turnout.pricing.estimate import reservation_cost
+from turnout.pricing.estimate import reservation_micro_usd
 from turnout.stages.metering import metered
 from turnout.stages.shared_stores import Held, SharedStores
 from turnout.state.budgets import MAX_UNITS, BudgetDenied, Charge
@@ -259,9 +259,7 @@ def _worst_case(call: Call, priced: bool) -> tuple[int, int]:
         tokens = max(tokens, prompt + output)
         price = deployment.info.price
         if priced and price is not None:
-            cost = reservation_cost(request, counter, price, max_output_tokens=output,
-                                    prompt_tokens=prompt)
-            micro_usd = max(micro_usd, cost.micro_usd())
+            micro_usd = max(micro_usd, reservation_micro_usd(prompt, output, price))
         hedged = hedged or candidate.route.policy.hedge.enabled
     factor = 2 if hedged else 1
     return min(tokens * factor, MAX_UNITS), min(micro_usd * factor, MAX_UNITS)
