@@ -209,3 +209,28 @@ async def test_keys_without_a_policy_pay_nothing_for_the_stage(admin: Admin) -> 
     reply = await ask(admin, key)
     assert "x-ratelimit-limit-requests" not in reply.headers
     assert quota_stores(admin)._sweeper is None  # nothing was ever reserved
+
+
+async def test_a_client_leaving_mid_stream_settles_its_reservation_at_an_estimate(
+        admin: Admin, sims: dict[str, RunningSimulator]) -> None:
+    await admin.tenant("acme", {"budgets": [{"period": "total", "tokens": 1_000_000}]})
+    key = await admin.key("acme")
+    sims["openai_chat"].faults.add(Fault(kind="slow_chunks", seconds=0.3))
+    body = valid_body("openai", stream=True)
+    body["max_tokens"] = 900
+    async with admin.gw.http.post(f"{admin.gw.url}/v1/chat/completions", json=body,
+                                  headers={"Authorization": f"Bearer {key}"}) as reply:
+        assert reply.status == 200
+        assert b"Hello" in await reply.content.readany()
+    # The client is gone before the usage event: the call ends as the gateway notices.
+    stores = quota_stores(admin)
+    budget = "budget:tenant:acme:total:tokens:all"
+    for _ in range(200):
+        usage = await stores._local_budgets.usage(budget)
+        if usage.reserved == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert usage.reserved == 0
+    # Charged the prompt and the output seen, counted offline: not zero, not the 900
+    # tokens reserved.
+    assert 5 < usage.spent < 100
