@@ -27,4 +27,8 @@ def config_stages(runtime: RuntimeConfig, resources: StageResources) -> list[Sta
         stages.append(Authenticate(checks))
     if runtime.tenancy is not None:
         stages.append(AliasScope())
+    if runtime.tenancy is not None and runtime.tenancy.master_keys:
+        from turnout.stages.byok import BringYourOwnKey  # cryptography only when used
+
+        stages.append(BringYourOwnKey(runtime.tenancy, resources))
     return stages
