@@ -115,7 +115,8 @@ class Byok:
             return reply.status, f"{dict(reply.headers)}\n{await reply.text()}"
 
     def sent_key(self, dialect: str) -> str:
-        """The key the last request to `dialect`'s simulator carried."""
+        """The key the last request to `dialect`'s simulator carried (that it arrived
+        there at all shows the base URL stayed the config's)."""
         request = self.sims[dialect].requests[-1]
         headers = request.headers
         for name in ("x-goog-api-key", "x-api-key"):
@@ -194,8 +195,6 @@ async def test_each_tenant_reaches_the_upstream_with_its_own_key_or_the_platform
     other = next(d for d in UPSTREAMS if d != upstream)
     assert (await byok.chat(byok.tokens["acme"], other))[0] == 200
     assert byok.sent_key(other) == PLATFORM_KEY
-    # The base URL stays the config's: acme's call went to the configured simulator.
-    assert byok.sims[upstream].requests[-3].headers  # recorded there, nowhere else
 
 
 async def test_deleting_and_replacing_a_key_take_effect(byok: Byok) -> None:

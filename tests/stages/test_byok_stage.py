@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from turnout.config import RuntimeConfig, compile_config, validate_config
+from turnout.config.runtime import MasterKey
 from turnout.core.errors import InternalError
 from turnout.core.parts import TextPart
 from turnout.core.request import ChatRequest, Message
@@ -187,8 +188,6 @@ async def test_a_key_that_cannot_be_opened_fails_the_attempt_clearly(
         store = await resources.tenant_store(runtime.tenancy.database_url)
         await store.create_tenant("acme", "Acme")
         engine = await resources.sql_engine(runtime.tenancy.database_url)
-        from turnout.config.runtime import MasterKey
-
         gone = Sealer([MasterKey("k0", os.urandom(32))])
         await SqlProviderKeyStore(engine, gone).put("acme", "oa", ACME_KEY)
         stage = BringYourOwnKey(runtime.tenancy, resources)
