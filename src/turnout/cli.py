@@ -1,4 +1,4 @@
-"""`turnout serve | check | sim | tenants | keys`."""
+"""`turnout serve | check | sim | tenants | keys | tenancy reencrypt`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from turnout.config.runtime import TenancySettings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,11 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout import cli_tenancy
 
         return cli_tenancy.run(args, _config_path(parser, args))
+    if args.command == "tenancy":
+        return _reencrypt(_config_path(parser, args))
     return _serve(_config_path(parser, args), args.host, args.port, args.log_format)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `turnout serve | check | sim`, every option with its help."""
+    """The command line: `turnout serve | check | sim | tenancy reencrypt`, every option
+    with its help."""
     parser = argparse.ArgumentParser(prog="turnout", description="Turnout LLM gateway")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     from turnout.cli_tenancy import add_commands
 
     add_commands(commands)
+    tenancy = commands.add_parser("tenancy", help="maintain the tenancy database")
+    tenancy_commands = tenancy.add_subparsers(dest="tenancy_command", required=True,
+                                              help="the maintenance task")
+    reencrypt = tenancy_commands.add_parser(
+        "reencrypt", help="seal every tenant's provider key anew under the first of "
+                          "tenancy.master_keys (after adding a new master key; idempotent)")
+    _config_arguments(reencrypt)
     return parser
 
 
@@ -98,6 +112,52 @@ def _check(path: str | None) -> int:
     print(f"{name}: ok ({len(runtime.routes)} routes, {len(runtime.deployments)} deployments)")
     print(runtime.describe_routes(path))
     return 0
+
+
+def _reencrypt(path: str | None) -> int:
+    from turnout.config import ConfigError, load_config
+    from turnout.config.compile import compile_tenancy
+
+    try:
+        settings = compile_tenancy(load_config(path, os.environ), os.environ)
+    except ConfigError as error:
+        print(f"turnout: invalid configuration\n{error}", file=sys.stderr)
+        return 2
+    if not settings.master_keys:
+        print("turnout: tenancy.master_keys is empty: there is no key to seal under",
+              file=sys.stderr)
+        return 2
+    return asyncio.run(_reencrypt_all(settings))
+
+
+async def _reencrypt_all(settings: TenancySettings) -> int:
+    from turnout.tenancy.provider_keys import SqlProviderKeyStore
+    from turnout.tenancy.sealing import Sealer
+    from turnout.tenancy.sql import SqlTenantStore
+
+    store = await SqlTenantStore.open(settings.database_url)
+    try:
+        keys = SqlProviderKeyStore(store.engine, Sealer(settings.master_keys))
+        report = await keys.reencrypt_all()
+    finally:
+        await store.close()
+    current = report.current_id
+    meanwhile = (f", {report.changed_meanwhile} stored anew meanwhile (run again for those)"
+                 if report.changed_meanwhile else "")
+    print(f"tenants' provider keys under master key '{current}': {report.reencrypted} "
+          f"re-encrypted, {report.already_current} already under it, "
+          f"{len(report.unreadable)} unreadable{meanwhile}")
+    for bad in report.unreadable:
+        why = ("is not in tenancy.master_keys" if bad.reason == "unknown master key"
+               else "does not authenticate (altered, or copied from another row)")
+        print(f"turnout: tenant {bad.tenant_id}, provider {bad.provider}: master key "
+              f"'{bad.master_key_id}' {why}", file=sys.stderr)
+    if report.remaining:
+        held = ", ".join(f"{key_id}: {n}" for key_id, n in report.remaining.items())
+        print(f"keys still under other master keys ({held}): keep those master keys listed")
+    else:
+        print(f"every stored key is under '{current}': the other master keys may be removed")
+    return 1 if report.unreadable else 0
 
 
 def is_loopback(host: str) -> bool:

@@ -35,38 +35,40 @@ Request = tuple[str, str, Any]
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `tenants` and `keys` on the main parser's subcommands."""
     tenants = commands.add_parser("tenants", help="create, list, change tenants")
-    tenant_commands = tenants.add_subparsers(dest="action", required=True)
+    tenant_commands = tenants.add_subparsers(dest="action", required=True,
+                                             help="what to do with tenants")
     create = tenant_commands.add_parser("create", help="create a tenant")
     create.add_argument("id", help="lowercase slug: a-z, 0-9, -")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, help="the tenant's display name")
     tenant_commands.add_parser("list", help="list tenants")
     show = tenant_commands.add_parser("show", help="one tenant")
-    show.add_argument("id")
+    show.add_argument("id", help="the tenant id")
     for action, help_text in (("disable", "refuse every key of a tenant"),
                               ("enable", "accept a disabled tenant's keys again")):
         change = tenant_commands.add_parser(action, help=help_text)
-        change.add_argument("id")
+        change.add_argument("id", help="the tenant id")
     policy = tenant_commands.add_parser("policy", help="set a tenant's limits and budgets")
-    policy.add_argument("id")
+    policy.add_argument("id", help="the tenant id")
     _policy_argument(policy, required=True)
 
     keys = commands.add_parser("keys", help="create, list, revoke virtual keys")
-    key_commands = keys.add_subparsers(dest="action", required=True)
+    key_commands = keys.add_subparsers(dest="action", required=True,
+                                       help="what to do with keys")
     new = key_commands.add_parser("create", help="mint a key (shown once)")
-    new.add_argument("tenant")
-    new.add_argument("--name", required=True)
+    new.add_argument("tenant", help="the tenant id")
+    new.add_argument("--name", required=True, help="what the key is for (shown in listings)")
     new.add_argument("--alias", action="append", dest="aliases",
                      help="an alias the key may call (repeat; default: every alias)")
     new.add_argument("--expires", help="expiry, ISO 8601 with its zone "
                                        "(2027-01-01T00:00:00Z)")
     _policy_argument(new, required=False)
     listing = key_commands.add_parser("list", help="a tenant's keys (never the secrets)")
-    listing.add_argument("tenant")
+    listing.add_argument("tenant", help="the tenant id")
     revoke = key_commands.add_parser("revoke", help="revoke a key, on every replica within "
                                                     "tenancy.key_cache_s")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id (the part after tk_, before _)")
     key_policy = key_commands.add_parser("policy", help="set a key's limits and budgets")
-    key_policy.add_argument("key_id")
+    key_policy.add_argument("key_id", help="the key's id")
     _policy_argument(key_policy, required=True)
 
     for parser in (create, show, policy, new, listing, revoke, key_policy,

@@ -118,11 +118,16 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_option_of_every_command_has_help() -> None:
     parser = build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"serve", "check", "sim"}
-    for name, command in commands.choices.items():
-        helpless = [a.dest for a in command._actions if not a.help]
-        assert helpless == [], name
-    assert all(action.help for action in commands._choices_actions)
+    assert set(commands.choices) == {"serve", "check", "sim", "tenancy", "tenants", "keys"}
+    pending = [commands]
+    while pending:  # subcommands of subcommands (`tenancy reencrypt`) too
+        group = pending.pop()
+        for name, command in group.choices.items():
+            helpless = [a.dest for a in command._actions if not a.help]
+            assert helpless == [], name
+            pending += [a for a in command._actions
+                        if isinstance(a, argparse._SubParsersAction)]
+        assert all(action.help for action in group._choices_actions)
 
 
 @pytest.mark.parametrize(("host", "loopback"), [

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from turnout.config.byok import compile_byok, master_key_texts
 from turnout.config.errors import ConfigError, format_path
 from turnout.config.policies import merge_policy
 from turnout.config.runtime import (
@@ -89,6 +90,8 @@ def compile_config(
 
     cat = catalog if catalog is not None else bundled_catalog()
     extra = [tenancy.admin_key] if tenancy is not None and tenancy.admin_key else []
+    for master in tenancy.master_keys if tenancy is not None else ():
+        extra += master_key_texts(master)
     # Passwords inside the database and Redis URLs (given by secret reference).
     for url in (state.redis_url, tenancy.database_url if tenancy is not None else None):
         password = urlsplit(url).password if url else None
@@ -190,9 +193,23 @@ def _tenancy_settings(
                             f"least {MIN_ADMIN_KEY_CHARS} random ones (python -c \"import "
                             f"secrets; print(secrets.token_urlsafe(32))\")")
             return None
+    byok = compile_byok(config, section, environ, problems)
     return TenancySettings(database_url=url, admin_key=admin_key,
-                           key_cache_s=section.key_cache_s,
-                           budget_timezone=section.budget_timezone)
+                           key_cache_s=section.key_cache_s, master_keys=byok.master_keys,
+                           budget_timezone=section.budget_timezone,
+                           byok_providers=byok.providers)
+
+
+def compile_tenancy(config: GatewayConfig, environ: Mapping[str, str]) -> TenancySettings:
+    """The `tenancy` section alone, compiled (for commands that only need its database and
+    master keys: no provider secret has to be set). Raises `ConfigError`."""
+    problems: list[str] = []
+    tenancy = _tenancy_settings(config, environ, problems)
+    if problems:
+        raise ConfigError(problems)
+    if tenancy is None:
+        raise ConfigError(["tenancy: this config has no tenancy section"])
+    return tenancy
 
 
 def _server_settings(

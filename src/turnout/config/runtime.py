@@ -37,6 +37,15 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MasterKey:
+    """A master key that seals tenants' provider keys (`tenancy.master_keys`)."""
+
+    id: str
+    key: bytes = field(repr=False)
+    """32 bytes (AES-256)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TenancySettings:
     """Tenancy with its secrets resolved."""
 
@@ -44,6 +53,11 @@ class TenancySettings:
     admin_key: str | None = field(default=None, repr=False)
     key_cache_s: float = 1.0
     budget_timezone: str = "UTC"
+    master_keys: tuple[MasterKey, ...] = ()
+    """The first seals tenants' provider keys, every one opens them; empty: tenants cannot
+    bring their own keys."""
+    byok_providers: frozenset[str] = frozenset()
+    """The configured providers tenants may store keys for (empty without master keys)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The `tenancy:` section: where tenants and virtual keys live, and who administers them."""
+"""The `tenancy:` section: where tenants and virtual keys live, who administers them, and
+the master keys that seal tenants' own provider keys (bring your own key)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from turnout.config.secrets import SecretRef
+
+MASTER_KEY_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Master key ids: stored with every sealed key, so short and plain (`k1`, `2026-03`)."""
+
+
+class MasterKeyConfig(BaseModel):
+    """One master key: 32 random bytes, base64 (standard or URL-safe) in a secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=MASTER_KEY_ID)
+    """Names the key in the database: never reuse an id for another key."""
+    key: SecretRef
 
 
 class TenancyConfig(BaseModel):
@@ -23,7 +37,22 @@ class TenancyConfig(BaseModel):
     """The key that manages every tenant through the admin API (at least 32 characters)."""
     key_cache_s: float = Field(1.0, ge=0, le=60)
     """How long a replica trusts what it read about a key: a revocation takes effect on
-    every replica within this time."""
+    every replica within this time. Tenants' provider keys are cached as long."""
+    master_keys: tuple[MasterKeyConfig, ...] = ()
+    """Keys that seal tenants' provider keys; the first seals, all of them open (rotation).
+    Empty: tenants cannot bring their own keys."""
+    byok_providers: tuple[str, ...] | None = None
+    """The providers (names under `providers:`) tenants may store keys for; absent: every
+    configured provider except local ones."""
+
+    @field_validator("master_keys")
+    @classmethod
+    def _unique_ids(cls, value: tuple[MasterKeyConfig, ...]) -> tuple[MasterKeyConfig, ...]:
+        ids = [k.id for k in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"master key ids must be unique: {', '.join(twice)} given twice")
+        return value
 
     budget_timezone: str = "UTC"
     """The IANA time zone whose midnight starts a budget's day (and whose first of the

@@ -62,6 +62,12 @@ class SecretScrubber:
         pattern = re.compile("|".join(map(re.escape, heads))) if heads else None
         return cls(pattern, MappingProxyType({h: tuple(v) for h, v in by_head.items()}))
 
+    def extended(self, secrets: Iterable[str]) -> SecretScrubber:
+        """A scrubber for this one's secrets and `secrets` too (a tenant's own provider
+        key, on the deployments that send it)."""
+        known = [secret for group in self.secrets.values() for secret in group]
+        return SecretScrubber.build([*known, *secrets])
+
     def scrub(self, text: str) -> str:
         """`text` without secrets."""
         # Configured secrets first: one with characters the patterns below do not take

@@ -32,7 +32,7 @@ class UpstreamTarget:
     what users write (`turnout.providers.rows.api_root`)."""
     model: str
     """The provider's own model id."""
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     headers: dict[str, str] = field(default_factory=dict)
     """Extra headers for every call (OpenRouter attribution, `anthropic-beta`, ...)."""
 

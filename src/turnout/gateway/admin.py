@@ -84,6 +84,8 @@ class AdminApi:
         self._admin_key = settings.admin_key.encode() if settings.admin_key else None
 
     def routes(self) -> list[web.RouteDef]:
+        from turnout.gateway.admin_byok import byok_routes  # it imports this module
+
         wrap = self.wrap
         return [
             web.post(f"{PREFIX}/tenants", wrap(self.create_tenant)),
@@ -96,6 +98,7 @@ class AdminApi:
             web.post(f"{PREFIX}/keys/{{key_id}}/revoke", wrap(self.revoke_key)),
             web.put(f"{PREFIX}/tenants/{{tenant_id}}/policy", wrap(self.set_tenant_policy)),
             web.put(f"{PREFIX}/keys/{{key_id}}/policy", wrap(self.set_key_policy)),
+            *byok_routes(self),
         ]
 
     # -- tenants -----------------------------------------------------------------------
@@ -192,6 +195,11 @@ class AdminApi:
             if record is not None and (caller.admin or caller.tenant_id == record.tenant_id):
                 return record
         raise AdminError(404, "not_found", "No such key.")
+
+    @property
+    def engine(self) -> Engine:
+        """The engine: its current config and shared resources, for endpoint modules."""
+        return self._engine
 
     async def store(self) -> TenantStore:
         return await self._engine.resources.tenant_store(self._settings.database_url)

@@ -31,4 +31,8 @@ def config_stages(runtime: RuntimeConfig, resources: StageResources) -> list[Sta
         stages.append(AliasScope())
         stages.append(Quota(runtime.tenancy, resources.shared_stores(runtime.state)))
         stages.append(Meter())
+    if runtime.tenancy is not None and runtime.tenancy.master_keys:
+        from turnout.stages.byok import BringYourOwnKey  # cryptography only when used
+
+        stages.append(BringYourOwnKey(runtime.tenancy, resources))
     return stages
