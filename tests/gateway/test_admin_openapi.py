@@ -17,7 +17,8 @@ from _gw_admin import ADMIN_KEY, serve_admin
 from _gw_harness import Gateway
 from aiohttp import web
 
-from turnout.gateway.admin_spec import PREFIX
+from turnout.gateway.admin import AdminApi
+from turnout.gateway.admin_spec import PREFIX, TENANT_ID_PARAM, Access, AdminCaller, AdminRoute
 
 NOT_JSON_SCHEMA = {"ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length"}
 """pydantic constraint names that leak into a schema when a constraint cannot be placed
@@ -54,6 +55,21 @@ async def test_every_admin_route_is_described(gw: Gateway) -> None:
     assert registered - described == set(), "describe these routes with an AdminRoute"
     assert described - registered == set()
     assert len(registered) >= 11
+
+
+async def test_a_later_operation_on_a_path_joins_that_path(gw: Gateway) -> None:
+    async def gone(http: web.Request, caller: AdminCaller) -> web.Response:
+        return web.Response(status=204)
+
+    settings = gw.runtime.tenancy
+    assert settings is not None
+    extra = AdminRoute("DELETE", "/tenants/{tenant_id}", gone, "deleteTenant", "Delete",
+                       Access.ADMIN, {204: None}, params=(TENANT_ID_PARAM,))
+    app = web.Application()
+    app.router.add_routes(AdminApi(gw.engine, settings).routes([extra]))
+    methods = [{route.method for route in resource} for resource in app.router.resources()
+               if resource.canonical == f"{PREFIX}/tenants/{{tenant_id}}"]
+    assert methods == [{"GET", "HEAD", "PATCH", "DELETE"}]
 
 
 def walk(node: Any) -> Iterator[tuple[str, Any]]:

@@ -140,7 +140,11 @@ class AdminApi:
                        tags=("meta",)),
             *self.operations(), *more]
         document = orjson.dumps(openapi_document(declared, version=API_VERSION))
-        return [web.route(r.method, r.full_path, self.guard(r)) for r in declared]
+        # One path's methods side by side: aiohttp joins adjacent routes of a path into one
+        # resource, and a later resource for the same path would never be reached (405).
+        paths = list(dict.fromkeys(r.full_path for r in declared))
+        ordered = sorted(declared, key=lambda r: paths.index(r.full_path))
+        return [web.route(r.method, r.full_path, self.guard(r)) for r in ordered]
 
     # -- tenants -----------------------------------------------------------------------
     async def create_tenant(self, http: web.Request, caller: AdminCaller) -> web.Response:
