@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
-from _procs import Proc, cpu_seconds, free_port, start_gateway, start_simulators
+from _procs import RUN_DIR, Proc, cpu_seconds, free_port, start_gateway, start_simulators
 from _report import table
 
 ADMIN_KEY = "bench-admin-" + "k" * 40
@@ -82,7 +82,8 @@ def config(sim_url: str, port: int, tenancy: str | None, redis: str | None,
 async def admin(http: aiohttp.ClientSession, url: str, method: str, path: str,
                 body: object) -> dict[str, object]:
     async with http.request(method, f"{url}/admin/v1{path}", data=orjson.dumps(body),
-                            headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+                            headers={"Authorization": f"Bearer {ADMIN_KEY}",
+                                     "Content-Type": "application/json"}) as response:
         answer: dict[str, object] = await response.json()
         if response.status >= 300:
             raise RuntimeError(f"{method} {path}: {response.status} {answer}")
@@ -158,8 +159,8 @@ async def run(args: argparse.Namespace) -> None:
     procs: list[Proc] = [sims.proc]
     os.environ.update(BENCH_ADMIN_KEY=ADMIN_KEY, BENCH_STATIC_KEY=STATIC_KEY)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    tmp = os.path.abspath(os.path.join(os.path.dirname(__file__), ".run"))
-    os.makedirs(tmp, exist_ok=True)
+    RUN_DIR.mkdir(exist_ok=True)
+    tmp = str(RUN_DIR)
     urls: dict[str, str] = {}
     modes: list[tuple[str, str | None, str | None]] = [
         ("plain", None, None), ("embedded", f"{tmp}/tenancy-bench-{prefix}.db", None)]

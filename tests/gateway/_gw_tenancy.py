@@ -21,6 +21,7 @@ class Admin:
     async def call(self, method: str, path: str, body: Any = None,
                    key: str | None = ADMIN_KEY) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        headers["Content-Type"] = "application/json"
         data = orjson.dumps(body) if body is not None else None
         async with self.gw.http.request(method, f"{self.gw.url}/admin/v1{path}",
                                         data=data, headers=headers) as response:

@@ -91,6 +91,7 @@ class Byok:
     async def admin(self, method: str, path: str, key: str | None = ADMIN_KEY,
                     body: Any = None) -> tuple[int, Any, str]:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        headers["Content-Type"] = "application/json"
         data = orjson.dumps(body) if body is not None else None
         async with self.gw.http.request(method, f"{self.gw.url}/admin/v1{path}", data=data,
                                         headers=headers) as response:

@@ -30,6 +30,8 @@ class Tenancy:
                    body: Any = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
         data = orjson.dumps(body) if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         async with self.gw.http.request(method, f"{self.gw.url}/admin/v1{path}",
                                         data=data, headers=headers) as response:
             assert response.content_type == "application/json"

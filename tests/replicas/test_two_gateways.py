@@ -75,7 +75,8 @@ class Replicas:
         async with self.http.request(
                 method, f"{self.urls[replica]}/admin/v1{path}",
                 data=orjson.dumps(body) if body is not None else None,
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+                headers={"Authorization": f"Bearer {ADMIN_KEY}",
+                         "Content-Type": "application/json"}) as response:
             return response.status, orjson.loads(await response.read())
 
     async def tenant_key(self, tenant: dict[str, Any] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -36,6 +36,17 @@ async def test_tenants_round_trip(store: SqlTenantStore) -> None:
     assert disabled is not None and disabled.disabled_at is not None
     enabled = await store.set_tenant_disabled("acme", False)
     assert enabled is not None and enabled.disabled_at is None
+
+
+async def test_a_time_with_an_offset_reads_back_as_the_same_instant(
+        store: SqlTenantStore) -> None:
+    # SQLite keeps no offset: 10:00+05:00 once read back as 10:00Z, five hours late.
+    await store.create_tenant("acme", "Acme")
+    expires = datetime(2030, 1, 1, 10, tzinfo=timezone(timedelta(hours=5)))
+    added = await store.add_key(record("acme", expires_at=expires))
+    read = await store.get_key(added.id)
+    assert read is not None and read.expires_at == expires
+    assert read.expires_at.utcoffset() == timedelta(0)
 
 
 async def test_keys_round_trip_and_revoke_once(store: SqlTenantStore) -> None:

@@ -5,74 +5,72 @@ its own tenant and keys' metadata, and nothing of anyone else's (another tenant'
 404, as if it did not exist). A key's secret is returned once, when it is created; only
 its id, name, scope and dates are ever shown again. Every identifier in a path is checked
 against its alphabet before it reaches the store.
+
+Each operation is an `AdminRoute` (`operations()`): `routes()` turns them, with those of
+the other admin modules, into aiohttp routes behind one caller check, plus
+`GET /admin/v1/openapi.json`, the OpenAPI document describing them all.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from turnout.config.runtime import TenancySettings
 from turnout.core.errors import TurnoutError
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
+from turnout.gateway.admin_models import (
+    CreatedKey,
+    KeyList,
+    KeyView,
+    NewKey,
+    NewTenant,
+    TenantChange,
+    TenantList,
+    TenantView,
+)
+from turnout.gateway.admin_spec import (
+    KEY_ID_PARAM,
+    PREFIX,
+    TENANT_ID_PARAM,
+    Access,
+    AdminCaller,
+    AdminRoute,
+    Handler,
+)
 from turnout.gateway.auth import presented_key
+from turnout.gateway.openapi import openapi_document
 from turnout.tenancy import keys
 from turnout.tenancy.directory import KeyDirectory
-from turnout.tenancy.policy import NO_POLICY, Policy
+from turnout.tenancy.policy import Policy
 from turnout.tenancy.records import TENANT_ID, KeyRecord, Tenant, TenantConflict, TenantStore
 
-PREFIX = "/admin/v1"
+__all__ = ["PREFIX", "AdminApi", "AdminCaller", "AdminError", "AdminRoute", "json_response",
+           "need_admin", "read_body"]
+
 _M = TypeVar("_M", bound=BaseModel)
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-"""Names and aliases: no control characters (no NUL a database would choke on)."""
-_Alias = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
-
-
-class NewTenant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(pattern=f"^{TENANT_ID.pattern}$", description="Lowercase slug: a-z, 0-9, -")
-    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE)
-
-
-class TenantChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    disabled: bool
-
-
-class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE)
-    aliases: list[_Alias] | None = Field(None, max_length=1000)
-    """Aliases the key may call; omitted for all."""
-    expires_at: datetime | None = None
-    policy: Policy = NO_POLICY
-    """The key's own limits and budgets (its tenant's apply too)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AdminCaller:
-    admin: bool
-    tenant_id: str | None = None
+_log = logging.getLogger("turnout.gateway")
+API_VERSION = "1.0.0"
+"""The admin API's version in the document (`/admin/v1` changes only compatibly)."""
+_ANONYMOUS = AdminCaller(admin=False)
+_POLICY_EXAMPLE = {"limits": {"rpm": 600, "concurrency": 20},
+                   "budgets": [{"period": "day", "usd": 25}]}
 
 
 class AdminError(Exception):
+    """An admin error response: `{"error": {"type": kind, "message": message}}`."""
+
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
-
-
-Handler = Callable[[web.Request, AdminCaller], Awaitable[web.Response]]
 
 
 class AdminApi:
@@ -83,101 +81,140 @@ class AdminApi:
         self._settings = settings
         self._admin_key = settings.admin_key.encode() if settings.admin_key else None
 
-    def routes(self) -> list[web.RouteDef]:
-        from turnout.gateway.admin_byok import byok_routes  # it imports this module
-
-        wrap = self.wrap
+    def operations(self) -> list[AdminRoute]:
+        """Tenants, keys and their policies."""
+        tenant, key = (TENANT_ID_PARAM,), (KEY_ID_PARAM,)
+        admin, own = Access.ADMIN, Access.TENANT
         return [
-            web.post(f"{PREFIX}/tenants", wrap(self.create_tenant)),
-            web.get(f"{PREFIX}/tenants", wrap(self.list_tenants)),
-            web.get(f"{PREFIX}/tenants/{{tenant_id}}", wrap(self.get_tenant)),
-            web.patch(f"{PREFIX}/tenants/{{tenant_id}}", wrap(self.change_tenant)),
-            web.post(f"{PREFIX}/tenants/{{tenant_id}}/keys", wrap(self.create_key)),
-            web.get(f"{PREFIX}/tenants/{{tenant_id}}/keys", wrap(self.list_keys)),
-            web.get(f"{PREFIX}/keys/{{key_id}}", wrap(self.get_key)),
-            web.post(f"{PREFIX}/keys/{{key_id}}/revoke", wrap(self.revoke_key)),
-            web.put(f"{PREFIX}/tenants/{{tenant_id}}/policy", wrap(self.set_tenant_policy)),
-            web.put(f"{PREFIX}/keys/{{key_id}}/policy", wrap(self.set_key_policy)),
-            *byok_routes(self),
+            AdminRoute("POST", "/tenants", self.create_tenant, "createTenant",
+                       "Create a tenant", admin, {201: TenantView}, body=NewTenant,
+                       body_example={"id": "example-tenant", "name": "Example Inc."},
+                       errors=frozenset({409}), tags=("tenants",)),
+            AdminRoute("GET", "/tenants", self.list_tenants, "listTenants",
+                       "List tenants", admin, {200: TenantList}, tags=("tenants",)),
+            AdminRoute("GET", "/tenants/{tenant_id}", self.get_tenant, "getTenant",
+                       "Get a tenant", own, {200: TenantView}, params=tenant,
+                       tags=("tenants",)),
+            AdminRoute("PATCH", "/tenants/{tenant_id}", self.change_tenant, "changeTenant",
+                       "Disable or enable a tenant", admin, {200: TenantView},
+                       body=TenantChange, body_example={"disabled": False}, params=tenant,
+                       description="A disabled tenant's keys are refused (403).",
+                       tags=("tenants",)),
+            AdminRoute("PUT", "/tenants/{tenant_id}/policy", self.set_tenant_policy,
+                       "setTenantPolicy", "Set a tenant's limits and budgets", admin,
+                       {200: TenantView}, body=Policy, body_example=_POLICY_EXAMPLE,
+                       params=tenant, tags=("tenants",)),
+            AdminRoute("POST", "/tenants/{tenant_id}/keys", self.create_key, "createKey",
+                       "Mint a virtual key", admin, {201: CreatedKey}, body=NewKey,
+                       body_example={"name": "ci", "aliases": ["default"]}, params=tenant,
+                       description="The answer's `key` is the only time it is shown.",
+                       tags=("keys",)),
+            AdminRoute("GET", "/tenants/{tenant_id}/keys", self.list_keys, "listKeys",
+                       "List a tenant's keys", own, {200: KeyList}, params=tenant,
+                       tags=("keys",)),
+            AdminRoute("GET", "/keys/{key_id}", self.get_key, "getKey",
+                       "Get a key's metadata", own, {200: KeyView}, params=key,
+                       tags=("keys",)),
+            AdminRoute("POST", "/keys/{key_id}/revoke", self.revoke_key, "revokeKey",
+                       "Revoke a key", admin, {200: KeyView}, params=key,
+                       description="At once on this replica; on the others within "
+                                   "`key_cache_s`. Revoking twice keeps the first time.",
+                       tags=("keys",)),
+            AdminRoute("PUT", "/keys/{key_id}/policy", self.set_key_policy, "setKeyPolicy",
+                       "Set a key's own limits and budgets", admin, {200: KeyView},
+                       body=Policy, body_example=_POLICY_EXAMPLE, params=key,
+                       tags=("keys",)),
         ]
+
+    def routes(self, more: Iterable[AdminRoute] = ()) -> list[web.RouteDef]:
+        """aiohttp routes for these operations, the other admin modules' (bring your own
+        key) and `more`, and `GET /admin/v1/openapi.json`, the OpenAPI document describing
+        them all."""
+        from turnout.gateway.admin_byok import byok_operations  # it imports this module
+
+        async def serve_document(http: web.Request, caller: AdminCaller) -> web.Response:
+            return web.Response(body=document, content_type="application/json")
+
+        declared = [
+            AdminRoute("GET", "/openapi.json", serve_document, "getOpenApiDocument",
+                       "This OpenAPI document", Access.PUBLIC, {200: None},
+                       description="It describes the API and holds no secret and no "
+                                   "tenant's data, so SDK generators need no key for it.",
+                       tags=("meta",)),
+            *self.operations(), *byok_operations(self), *more]
+        document = orjson.dumps(openapi_document(declared, version=API_VERSION))
+        # One path's methods side by side: aiohttp joins adjacent routes of a path into one
+        # resource, and a later resource for the same path would never be reached (405).
+        paths = list(dict.fromkeys(r.full_path for r in declared))
+        ordered = sorted(declared, key=lambda r: paths.index(r.full_path))
+        return [web.route(r.method, r.full_path, self.guard(r)) for r in ordered]
 
     # -- tenants -----------------------------------------------------------------------
     async def create_tenant(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         body = await read_body(http, NewTenant)
         try:
             tenant = await (await self.store()).create_tenant(body.id, body.name)
         except TenantConflict:
             raise AdminError(409, "conflict", f"A tenant with id '{body.id}' exists.") from None
-        return json_response(_tenant(tenant), 201)
+        return json_response(TenantView.of(tenant), 201)
 
     async def list_tenants(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         tenants = await (await self.store()).list_tenants()
-        return json_response({"data": [_tenant(t) for t in tenants]})
+        return json_response(TenantList(data=[TenantView.of(t) for t in tenants]))
 
     async def get_tenant(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        return json_response(_tenant(await self.visible_tenant(http, caller)))
+        return json_response(TenantView.of(await self.visible_tenant(http, caller)))
 
     async def change_tenant(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         tenant = await self.visible_tenant(http, caller)
         body = await read_body(http, TenantChange)
         changed = await (await self.store()).set_tenant_disabled(tenant.id, body.disabled)
         assert changed is not None
         (await self.directory()).forget_tenant(tenant.id)
-        return json_response(_tenant(changed))
+        return json_response(TenantView.of(changed))
 
     async def set_tenant_policy(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         tenant = await self.visible_tenant(http, caller)
         policy = await read_body(http, Policy)
         changed = await (await self.store()).set_tenant_policy(tenant.id, policy)
         assert changed is not None
         (await self.directory()).forget_tenant(tenant.id)
-        return json_response(_tenant(changed))
+        return json_response(TenantView.of(changed))
 
     # -- keys --------------------------------------------------------------------------
     async def create_key(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         tenant = await self.visible_tenant(http, caller)
         body = await read_body(http, NewKey)
-        expires = body.expires_at
-        if expires is not None and expires.tzinfo is None:
-            raise AdminError(400, "invalid_request",
-                             "expires_at must name its time zone (e.g. 2027-01-01T00:00:00Z).")
         minted = keys.mint()
         record = KeyRecord(minted.key_id, tenant.id, body.name, minted.digest,
-                           datetime.now(UTC), expires, None,
+                           datetime.now(UTC), body.expires, None,
                            frozenset(body.aliases) if body.aliases is not None else None,
                            body.policy)
         await (await self.store()).add_key(record)
-        return json_response({**_key(record), "key": minted.token}, 201)
+        return json_response(CreatedKey.minted(record, minted.token), 201)
 
     async def list_keys(self, http: web.Request, caller: AdminCaller) -> web.Response:
         tenant = await self.visible_tenant(http, caller)
         records = await (await self.store()).list_keys(tenant.id)
-        return json_response({"data": [_key(r) for r in records]})
+        return json_response(KeyList(data=[KeyView.of(r) for r in records]))
 
     async def get_key(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        return json_response(_key(await self.visible_key(http, caller)))
+        return json_response(KeyView.of(await self.visible_key(http, caller)))
 
     async def revoke_key(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         record = await self.visible_key(http, caller)
         revoked = await (await self.store()).revoke_key(record.id, datetime.now(UTC))
         assert revoked is not None
         (await self.directory()).forget(record.id)
-        return json_response(_key(revoked))
+        return json_response(KeyView.of(revoked))
 
     async def set_key_policy(self, http: web.Request, caller: AdminCaller) -> web.Response:
-        need_admin(caller)
         record = await self.visible_key(http, caller)
         policy = await read_body(http, Policy)
         changed = await (await self.store()).set_key_policy(record.id, policy)
         assert changed is not None
         (await self.directory()).forget(record.id)
-        return json_response(_key(changed))
+        return json_response(KeyView.of(changed))
 
     # -- plumbing ----------------------------------------------------------------------
     async def visible_tenant(self, http: web.Request, caller: AdminCaller) -> Tenant:
@@ -208,29 +245,46 @@ class AdminApi:
         return await self._engine.resources.key_directory(self._settings.database_url,
                                                           self._settings.key_cache_s)
 
-    async def _caller(self, http: web.Request) -> AdminCaller:
+    async def caller(self, http: web.Request) -> AdminCaller:
+        """The authenticated caller of `http` (401 without a valid key)."""
         presented = presented_key(http.headers)
         if presented is None:
             raise AdminError(401, "authentication_error", "Missing admin or tenant API key.")
-        if self._admin_key is not None and hmac.compare_digest(presented.encode(),
-                                                               self._admin_key):
+        if self._admin_key is not None and hmac.compare_digest(
+                presented.encode("utf-8", "surrogateescape"), self._admin_key):
             return AdminCaller(admin=True)
         ctx = CallContext(credential=presented, caller="http")
         try:
             await self._engine.authenticate(ctx)
         except TurnoutError as exc:
-            raise AdminError(exc.status, "authentication_error", exc.message) from None
+            kind = "permission_error" if exc.status == 403 else "authentication_error"
+            raise AdminError(exc.status, kind, exc.message) from None
         if ctx.identity is None:
             raise AdminError(401, "authentication_error", "Invalid admin or tenant API key.")
         return AdminCaller(admin=False, tenant_id=ctx.identity.tenant_id)
 
-    def wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def guard(self, route: AdminRoute) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """`route`'s handler behind the caller check its access demands."""
+        if route.access is Access.PUBLIC:
+            return self.wrap(route.handler, public=True)
+        return self.wrap(route.handler, admin_only=route.access is Access.ADMIN)
+
+    def wrap(self, handler: Handler, *, admin_only: bool = False, public: bool = False
+             ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """`handler` with its caller authenticated (unless `public`), refused with 403
+        unless it is the admin when `admin_only`, and every error as JSON."""
         async def serve(http: web.Request) -> web.Response:
             try:
-                return await handler(http, await self._caller(http))
+                caller = _ANONYMOUS if public else await self.caller(http)
+                if admin_only:
+                    need_admin(caller)
+                return await handler(http, caller)
             except AdminError as error:
-                return json_response({"error": {"type": error.kind, "message": error.message}},
-                             error.status)
+                return error_response(error)
+            except Exception:
+                _log.exception("unexpected error serving %s %s", http.method, http.path)
+                return error_response(AdminError(500, "internal_error",
+                                                 "The gateway failed to answer."))
         return serve
 
 
@@ -240,37 +294,38 @@ def need_admin(caller: AdminCaller) -> None:
 
 
 async def read_body(http: web.Request, model: type[_M]) -> _M:
-    raw = await http.read()
+    """The JSON body validated by `model` (400 if it is not, 413 too big, 415 not JSON)."""
+    declared = http.headers.get("Content-Type")
+    if declared is not None and not _is_json(http.content_type):
+        raise AdminError(415, "unsupported_media_type",
+                         "Send the body as JSON, with Content-Type: application/json.")
     try:
-        data = orjson.loads(raw or b"null")
+        raw = await http.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise AdminError(413, "payload_too_large", "The body is too large.") from None
+    try:
+        orjson.loads(raw or b"null")  # stricter than pydantic's parser: no lone surrogates
     except orjson.JSONDecodeError:
         raise AdminError(400, "invalid_request", "The body is not valid JSON.") from None
     try:
-        return model.model_validate(data)
+        # Strict: the types the document states (no "1" for 1, no 0 for false).
+        return model.model_validate_json(raw or b"null", strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise AdminError(400, "invalid_request", f"{where}: {first['msg']}") from None
 
 
-def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data),
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def json_response(data: BaseModel | object, status: int = 200) -> web.Response:
+    body = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    return web.Response(status=status, body=orjson.dumps(body),
                         content_type="application/json")
 
 
-def when(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _tenant(tenant: Tenant) -> dict[str, object]:
-    return {"id": tenant.id, "name": tenant.name, "created_at": when(tenant.created_at),
-            "disabled": tenant.disabled_at is not None,
-            "policy": tenant.policy.model_dump(mode="json")}
-
-
-def _key(record: KeyRecord) -> dict[str, object]:
-    return {"id": record.id, "tenant_id": record.tenant_id, "name": record.name,
-            "aliases": sorted(record.aliases) if record.aliases is not None else None,
-            "created_at": when(record.created_at), "expires_at": when(record.expires_at),
-            "revoked_at": when(record.revoked_at),
-            "policy": record.policy.model_dump(mode="json")}
+def error_response(error: AdminError) -> web.Response:
+    return json_response({"error": {"type": error.kind, "message": error.message}},
+                         error.status)

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.config.runtime import TenancySettings
 from turnout.gateway.admin import (
-    PREFIX,
     AdminApi,
     AdminCaller,
     AdminError,
@@ -32,6 +31,7 @@ from turnout.gateway.admin import (
     need_admin,
     read_body,
 )
+from turnout.gateway.admin_spec import TENANT_ID_PARAM, Access, AdminRoute, PathParam
 
 if TYPE_CHECKING:
     from turnout.tenancy.provider_keys import ProviderKeyInfo, SqlProviderKeyStore
@@ -58,6 +58,8 @@ class ProviderKeyBody(BaseModel):
 class ProviderKeyView(BaseModel):
     """A stored provider key as the admin API shows it: metadata and a fingerprint."""
 
+    model_config = ConfigDict(extra="forbid")
+
     tenant_id: str
     provider: str = Field(description="A provider name from the gateway's config.")
     fingerprint: str = Field(description="`...<last 4 characters>:<48-bit keyed HMAC>`; "
@@ -76,6 +78,8 @@ class ProviderKeyView(BaseModel):
 class ProviderKeyList(BaseModel):
     """`GET .../provider-keys`: the tenant's stored keys, by provider name."""
 
+    model_config = ConfigDict(extra="forbid")
+
     data: list[ProviderKeyView]
 
 
@@ -85,17 +89,33 @@ class ProviderKeyDeleted(ProviderKeyView):
     deleted: Literal[True] = True
 
 
-def byok_routes(api: AdminApi) -> list[web.RouteDef]:
-    """The BYOK endpoints, for `AdminApi.routes`."""
+PROVIDER_PARAM = PathParam("provider", "A provider name from the gateway's `providers:`.",
+                           PROVIDER_NAME.pattern, 100, "openai")
+
+
+def byok_operations(api: AdminApi) -> list[AdminRoute]:
+    """The BYOK operations, for `AdminApi.routes`."""
     endpoints = _ByokEndpoints(api)
-    path = f"{PREFIX}/tenants/{{tenant_id}}/provider-keys"
-    # One path's methods together: aiohttp shares a resource only between adjacent routes,
-    # and a second resource for the same path would never be reached (405).
+    tenant, both = (TENANT_ID_PARAM,), (TENANT_ID_PARAM, PROVIDER_PARAM)
+    tags = ("provider keys",)
     return [
-        web.get(path, api.wrap(endpoints.list_keys)),
-        web.put(f"{path}/{{provider}}", api.wrap(endpoints.put_key)),
-        web.get(f"{path}/{{provider}}", api.wrap(endpoints.get_key)),
-        web.delete(f"{path}/{{provider}}", api.wrap(endpoints.delete_key)),
+        AdminRoute("GET", "/tenants/{tenant_id}/provider-keys", endpoints.list_keys,
+                   "listProviderKeys", "List a tenant's own provider keys (fingerprints)",
+                   Access.TENANT, {200: ProviderKeyList}, params=tenant, tags=tags),
+        AdminRoute("PUT", "/tenants/{tenant_id}/provider-keys/{provider}", endpoints.put_key,
+                   "putProviderKey", "Store or replace a tenant's own provider key",
+                   Access.ADMIN, {200: ProviderKeyView, 201: ProviderKeyView},
+                   body=ProviderKeyBody, body_example={"api_key": "sk-example-0123456789"},
+                   params=both, tags=tags,
+                   description="201 when new, 200 when it replaced one. The body is the key "
+                               "alone: where it is sent comes from the config only."),
+        AdminRoute("GET", "/tenants/{tenant_id}/provider-keys/{provider}", endpoints.get_key,
+                   "getProviderKey", "A tenant's own provider key (its fingerprint)",
+                   Access.TENANT, {200: ProviderKeyView}, params=both, tags=tags),
+        AdminRoute("DELETE", "/tenants/{tenant_id}/provider-keys/{provider}",
+                   endpoints.delete_key, "deleteProviderKey",
+                   "Delete a tenant's own provider key", Access.ADMIN,
+                   {200: ProviderKeyDeleted}, params=both, tags=tags),
     ]
 
 

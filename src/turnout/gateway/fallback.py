@@ -1,5 +1,6 @@
 """JSON errors for requests no route serves (unknown path: 404, wrong method: 405), in the
-error shape of the dialect the client most likely speaks, instead of aiohttp's plain-text
+error shape of the dialect the client most likely speaks (under `/admin/`, the admin
+API's `{"error": {"type", "message"}}`), instead of aiohttp's plain-text
 pages that SDKs cannot parse.
 
 Done with routes rather than a middleware so that matched requests pay nothing: a path's
@@ -18,6 +19,8 @@ from turnout.core.errors import InvalidRequest, NotFound, TurnoutError
 from turnout.dialects.base import Dialect
 
 _ANTHROPIC_PATHS = ("/v1/messages",)
+_ADMIN_PREFIX = "/admin/"
+_ADMIN_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 
 def add_json_fallbacks(app: web.Application, openai: Dialect, anthropic: Dialect) -> None:
@@ -26,6 +29,11 @@ def add_json_fallbacks(app: web.Application, openai: Dialect, anthropic: Dialect
 
     def respond(request: web.Request, error: TurnoutError,
                 headers: dict[str, str] | None = None) -> web.Response:
+        if request.path.startswith(_ADMIN_PREFIX):  # the admin API's one error shape
+            body = {"error": {"type": _ADMIN_KINDS.get(error.status, "invalid_request"),
+                              "message": error.message}}
+            return web.Response(status=error.status, body=orjson.dumps(body),
+                                content_type="application/json", headers=headers)
         # Anthropic SDKs always send `anthropic-version`; everything else gets OpenAI's shape.
         speaks_anthropic = ("anthropic-version" in request.headers
                             or request.path.startswith(_ANTHROPIC_PATHS))

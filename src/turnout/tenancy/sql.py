@@ -98,8 +98,9 @@ class SqlTenantStore:
         async with self._engine.begin() as conn:
             await conn.execute(insert(virtual_keys).values(
                 id=record.id, tenant_id=record.tenant_id, name=record.name,
-                digest=record.digest, created_at=record.created_at,
-                expires_at=record.expires_at, revoked_at=record.revoked_at, aliases=aliases,
+                digest=record.digest, created_at=_in_utc(record.created_at),
+                expires_at=_in_utc(record.expires_at), revoked_at=_in_utc(record.revoked_at),
+                aliases=aliases,
                 policy=record.policy.stored()))
         return record
 
@@ -147,6 +148,11 @@ def _storable(value: str) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _in_utc(value: datetime | None) -> datetime | None:
+    # SQLite drops the offset when it stores a time: 10:00+05:00 would read back as 10:00Z.
+    return None if value is None or value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: datetime | None) -> datetime | None:
