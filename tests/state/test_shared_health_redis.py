@@ -17,6 +17,7 @@ import pytest
 import yaml
 from _state_redis import REDIS_URL
 from _tcp_proxy import TcpProxy
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from turnout.config import compile_config, load_config
@@ -24,6 +25,7 @@ from turnout.core.parts import TextPart
 from turnout.core.request import ChatRequest, Message
 from turnout.engine.context import CallContext
 from turnout.engine.engine import Engine
+from turnout.gateway.app import create_gateway
 from turnout.resilience.breaker import BreakerState
 from turnout.sim import Fault
 from turnout.sim.server import RunningSimulator, start_simulator
@@ -263,10 +265,15 @@ async def test_an_engine_that_cannot_reach_redis_at_all_serves_and_says_so(
     url = proxy.url()
     await proxy.down()  # its port is now closed
     engine = await make_engine(redis_url=url, start=False)
-    await engine.start()
-    await until(lambda: engine.readiness()["shared:health"].startswith("degraded"))
-    await trip(engine, sims)  # routing and breakers work on the local state
-    assert (await served_by(engine))[0] == B
+    app = create_gateway(engine.runtime, engine=engine)
+    async with TestClient(TestServer(app)) as client:  # starts the engine
+        await until(lambda: engine.readiness()["shared:health"].startswith("degraded"))
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 200 and body["status"] == "ready"  # still serving
+        assert body["components"]["shared:health"].startswith("degraded: Redis unreachable")
+        await trip(engine, sims)  # routing and breakers work on the local state
+        assert (await served_by(engine))[0] == B
 
 
 # -- junk on the channel, and deployments this replica does not have -------------------
