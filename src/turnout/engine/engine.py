@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
-from turnout.config.policies import BreakerPolicy
 from turnout.config.runtime import (
     RuntimeConfig,
     retired_local_servers,
@@ -21,6 +20,7 @@ from turnout.engine.context import CallContext
 from turnout.engine.executor import AttemptFn, Executor, FailoverHook
 from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import Batch, ChatOutcome, StartedBatches, StreamOutcome
+from turnout.engine.peers import PeerMirror, shared_health
 from turnout.engine.pipeline import Call, CallEnd, Pipeline, Stage
 from turnout.engine.plan import Candidate, build_plan, resolve
 from turnout.engine.requirements import output_cap
@@ -30,7 +30,7 @@ from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
 from turnout.providers.types import Deployment
 from turnout.resilience.clock import Clock, RandomSource, SystemClock
 from turnout.stages.resources import StageResources
-from turnout.state.health import Applied, HealthEvent, LocalHealth, SharedHealth
+from turnout.state.health import SharedHealth
 from turnout.transport.http import HttpTransport
 
 
@@ -66,8 +66,9 @@ class Engine:
         self._caller = UpstreamCaller(self._transport)
         self.state = ResilienceState(clock, rng or random.Random(),
                                      sleep or asyncio.sleep)
-        self._breaker_policies: tuple[RuntimeConfig, Mapping[str, BreakerPolicy]] | None = None
-        self.shared_health: SharedHealth = self._shared_health(runtime)
+        self._mirror = PeerMirror(self.state, lambda: self._runtime)
+        self.shared_health: SharedHealth = shared_health(runtime, self.state, self.resources,
+                                                         self._mirror)
         """Breakers and cooldowns shared with other replicas (`state.redis`), or nothing
         (`LocalHealth`). Started by `start` or the first call, stopped by `aclose`."""
         self._health_started = False
@@ -90,7 +91,9 @@ class Engine:
         old, self._runtime, self._pipeline = self._runtime, runtime, pipeline
         if (old.state.redis_url, old.state.prefix) != (runtime.state.redis_url,
                                                        runtime.state.prefix):
-            retired, self.shared_health = self.shared_health, self._shared_health(runtime)
+            retired = self.shared_health
+            self.shared_health = shared_health(runtime, self.state, self.resources,
+                                               self._mirror)
             await retired.aclose()
             if self._health_started:
                 await self.shared_health.start()
@@ -98,36 +101,6 @@ class Engine:
         else:
             self.shared_health.resync()
         await stop_local_servers(retired_local_servers(old, runtime))
-
-    def _shared_health(self, runtime: RuntimeConfig) -> SharedHealth:
-        """The shared health `runtime.state` asks for, wired to this engine's state."""
-        settings = runtime.state
-        if settings.redis_url is None:
-            self.state.peers = None
-            return LocalHealth()
-        from turnout.state.redis_health import RedisSharedHealth  # redis-py only when used
-
-        shared = RedisSharedHealth(self.resources.redis(settings.redis_url),
-                                   self._apply_peer, prefix=settings.prefix,
-                                   clock=self.state.clock, rng=self.state.rng)
-        self.state.peers = shared
-        return shared
-
-    def _apply_peer(self, event: HealthEvent) -> Applied:
-        """Mirror a peer's health event (`applied`, `unchanged`, or `unknown` for a
-        deployment this config does not have)."""
-        policies = self._breaker_policies
-        if policies is None or policies[0] is not self._runtime:
-            # A deployment's breaker follows its first route's policy, as in `admit`.
-            found: dict[str, BreakerPolicy] = {}
-            for route in self._runtime.routes.values():
-                for deployment in route.deployments:
-                    found.setdefault(deployment.id, route.policy.breaker)
-            policies = self._breaker_policies = (self._runtime, found)
-        policy = policies[1].get(event.deployment)
-        if policy is None:
-            return "unknown"
-        return "applied" if self.state.apply_peer(event, policy) else "unchanged"
 
     def _build_pipeline(self, runtime: RuntimeConfig) -> Pipeline:
         from turnout.stages import config_stages
