@@ -294,11 +294,13 @@ async def test_junk_echoes_and_unknown_ids_are_ignored_and_counted(
     assert health.connected
 
     # Stored junk and unknown ids are skipped on resync too.
-    await redis.hset(health.hash_key, mapping={"b:nope/x": "99999999999999 1",
-                                               "x:weird": "1 1", f"c:{B}": "soon 0"})
+    await redis.hset(health.hash_key, mapping={
+        "b:nope/x": "99999999999999 1", "x:weird": "1 1", f"c:{B}": "soon 0",
+        f"b:{B}": "\u00b2\u00b2 1", b"c:\xff": b"\xff 0", "c:": "99999999999999 0"})
     health.resync()
     await until(lambda: health.stats.resyncs == 2)
-    assert health.stats.unknown == 2 and health.stats.malformed == 5
+    assert health.stats.unknown == 2 and health.stats.malformed == 8
+    assert health.connected and breaker_state(engine, B) is None
 
 
 # -- the engine's wiring -----------------------------------------------------------------

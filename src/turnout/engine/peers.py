@@ -54,6 +54,6 @@ def shared_health(runtime: RuntimeConfig, state: ResilienceState,
     from turnout.state.redis_health import RedisSharedHealth  # redis-py only when used
 
     shared = RedisSharedHealth(resources.redis(settings.redis_url), mirror,
-                               prefix=settings.prefix, clock=state.clock, rng=state.rng)
+                               prefix=settings.prefix, clock=state.clock)
     state.peers = shared
     return shared

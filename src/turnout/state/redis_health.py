@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -58,7 +59,7 @@ from turnout.state.health import (
     decode_event,
     encode_event,
 )
-from turnout.state.redis_base import RedisStore, text
+from turnout.state.redis_base import RedisStore
 
 _log = logging.getLogger("turnout.state")
 
@@ -108,6 +109,8 @@ return {t[1], t[2], redis.call('HGETALL', KEYS[1])}
 """The server's time (seconds, microseconds) and every stored entry."""
 
 _FIELD_KIND: dict[str, EventKind] = {"b": "open", "c": "cooldown"}
+_STORED = re.compile(r"([0-9]{1,18}) ([0-9]{1,9})")
+"""A stored value: deadline (ms, server clock) and ejections counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ class RedisSharedHealth(RedisStore):
         self._wake.set()
 
     async def _publish_loop(self) -> None:
+        failures = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -234,11 +238,15 @@ class RedisSharedHealth(RedisStore):
                 change = self._pending.pop(slot)
                 try:
                     await self._publish(slot, change)
+                    failures = 0
                 except StateUnavailable as exc:
                     self.stats.publish_failures += 1
                     self._pending.setdefault(slot, change)  # unless a newer one came
                     _log.debug("shared health: publishing failed: %s", exc)
-                    await asyncio.sleep(self._backoff[1])
+                    # Usually the subscriber notices the loss too, and `_ready` holds the
+                    # next try; if only publishing fails, back off like reconnecting.
+                    await asyncio.sleep(self._backoff_s(failures))
+                    failures += 1
                 except Exception:  # a bug: drop the change, keep the loop
                     self.stats.publish_failures += 1
                     _log.exception("shared health: could not publish %s for %s",
@@ -277,10 +285,14 @@ class RedisSharedHealth(RedisStore):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             if self._resynced:
                 self._resynced, attempt = False, 0
-            first, longest = self._backoff
-            wait = min(longest, first * 2.0 ** min(attempt, 30))
+            await asyncio.sleep(self._backoff_s(attempt))
             attempt += 1
-            await asyncio.sleep(wait * (0.5 + 0.5 * self._rng.random()))
+
+    def _backoff_s(self, attempt: int) -> float:
+        """The wait before retry `attempt` (from 0): doubling, capped, half jittered."""
+        first, longest = self._backoff
+        wait = min(longest, first * 2.0 ** min(attempt, 30))
+        return wait * (0.5 + 0.5 * self._rng.random())
 
     async def _listen(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
@@ -319,7 +331,15 @@ class RedisSharedHealth(RedisStore):
         self._applied(event)
 
     def _applied(self, event: HealthEvent) -> None:
-        result = self._apply(event)
+        try:
+            result = self._apply(event)
+        except Exception:  # a bug applying one event must not end the subscription
+            self.stats.malformed += 1
+            if "apply" not in self._warned:
+                self._warned.add("apply")
+                _log.exception("shared health: could not apply %s (further failures "
+                               "are only counted)", event)
+            return
         if result == "applied":
             self.stats.applied += 1
         elif result == "unknown":
@@ -336,7 +356,8 @@ class RedisSharedHealth(RedisStore):
         entries = reply[2]
         loaded = 0
         for i in range(0, len(entries) - 1, 2):
-            event = self._stored_event(text(entries[i]), text(entries[i + 1]), server_ms)
+            event = self._stored_event(_decoded(entries[i]), _decoded(entries[i + 1]),
+                                       server_ms)
             if event is not None:
                 loaded += 1
                 self._applied(event)
@@ -357,17 +378,16 @@ class RedisSharedHealth(RedisStore):
 
     def _stored_event(self, field: str, value: str, server_ms: int) -> HealthEvent | None:
         kind = _FIELD_KIND.get(field[:1])
-        until_text, _, times_text = value.partition(" ")
-        if kind is None or field[1:2] != ":" or not until_text.isdigit() \
-                or not times_text.isdigit():
+        found = _STORED.fullmatch(value)
+        if kind is None or field[1:2] != ":" or len(field) < 3 or found is None:
             self.stats.malformed += 1
             self._warn_once("stored", "shared health: ignoring stored entry %r=%r", field,
                             value)
             return None
-        seconds = (int(until_text) - server_ms) / 1000
+        seconds = (int(found[1]) - server_ms) / 1000
         if seconds <= 0:
             return None
-        return HealthEvent(kind, field[2:], seconds, int(times_text))
+        return HealthEvent(kind, field[2:], seconds, int(found[2]))
 
     def _lost(self, exc: BaseException) -> None:
         self._ready.clear()
@@ -387,3 +407,9 @@ class RedisSharedHealth(RedisStore):
         if what not in self._warned:
             self._warned.add(what)
             _log.warning(message, *args)
+
+
+def _decoded(value: bytes | str) -> str:
+    """A stored string; bytes that are not UTF-8 become replacement characters (and the
+    entry is then refused as malformed, rather than ending the subscription)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
