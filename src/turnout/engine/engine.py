@@ -20,6 +20,7 @@ from turnout.engine.context import CallContext
 from turnout.engine.executor import AttemptFn, Executor, FailoverHook
 from turnout.engine.observe import Observer, Observers, RequestEvent
 from turnout.engine.outcome import Batch, ChatOutcome, StartedBatches, StreamOutcome
+from turnout.engine.peers import PeerMirror, shared_health
 from turnout.engine.pipeline import Call, CallEnd, Pipeline, Stage
 from turnout.engine.plan import Candidate, build_plan, resolve
 from turnout.engine.requirements import output_cap
@@ -29,6 +30,7 @@ from turnout.engine.upstream import AttemptTimeouts, UpstreamCaller
 from turnout.providers.types import Deployment
 from turnout.resilience.clock import Clock, RandomSource, SystemClock
 from turnout.stages.resources import StageResources
+from turnout.state.health import SharedHealth
 from turnout.transport.http import HttpTransport
 
 
@@ -64,6 +66,15 @@ class Engine:
         self._caller = UpstreamCaller(self._transport)
         self.state = ResilienceState(clock, rng or random.Random(),
                                      sleep or asyncio.sleep)
+        self._mirror = PeerMirror(self.state, lambda: self._runtime)
+        self.shared_health: SharedHealth = shared_health(runtime, self.state, self.resources,
+                                                         self._mirror)
+        """Breakers and cooldowns shared with other replicas (`state.redis`), or nothing
+        (`LocalHealth`). Started by `start` or the first call, stopped by `aclose`."""
+        self._health_started = False
+        """`start` (or a first call) asked for the shared health's background work."""
+        self._health_pending = self.state.peers is not None
+        """There is shared health, not started yet (the one per-call check it costs)."""
         self.observers = Observers(observers)
         self._executor = Executor(self.state, on_failover, self.observers)
 
@@ -73,9 +84,22 @@ class Engine:
 
     async def swap(self, runtime: RuntimeConfig) -> None:
         """Replace the compiled config atomically; requests in flight finish on the old one.
-        Local models the new config no longer uses are stopped."""
+        Local models the new config no longer uses are stopped. A new `state.redis` URL or
+        prefix moves the shared health there (local state is kept, the new store's is
+        loaded); the same one is loaded again, for the deployments the new config adds."""
         pipeline = self._build_pipeline(runtime)
         old, self._runtime, self._pipeline = self._runtime, runtime, pipeline
+        if (old.state.redis_url, old.state.prefix) != (runtime.state.redis_url,
+                                                       runtime.state.prefix):
+            retired = self.shared_health
+            self.shared_health = shared_health(runtime, self.state, self.resources,
+                                               self._mirror)
+            await retired.aclose()
+            if self._health_started:
+                await self.shared_health.start()
+            self._health_pending = self.state.peers is not None and not self._health_started
+        else:
+            self.shared_health.resync()
         await stop_local_servers(retired_local_servers(old, runtime))
 
     def _build_pipeline(self, runtime: RuntimeConfig) -> Pipeline:
@@ -87,23 +111,34 @@ class Engine:
         return sorted(self._runtime.routes)
 
     async def start(self) -> None:
-        """Start what the config wants started eagerly (local models with `start: startup`)."""
+        """Start what the config wants started eagerly (local models with `start: startup`,
+        the shared health's subscription)."""
+        await self._start_health()
         await start_local_servers(self._runtime)
 
+    async def _start_health(self) -> None:
+        self._health_started, self._health_pending = True, False
+        await self.shared_health.start()
+
     async def aclose(self) -> None:
+        await self.shared_health.aclose()
         await self._transport.close()
         await self.resources.aclose()
         await stop_local_servers(self._runtime.local_servers.values())
 
     def readiness(self) -> dict[str, str]:
-        """Status of every component whose readiness can vary (local models)."""
-        status = {f"local:{name}": server.status
-                  for name, server in self._runtime.local_servers.items()}
+        """Status of every component whose readiness can vary (local models, and with
+        `state.redis` the shared health: `degraded: ...` while Redis is away, which leaves
+        the gateway ready, since it keeps serving with per-process health)."""
+        components = {f"local:{name}": server.status
+                      for name, server in self._runtime.local_servers.items()}
+        if self._runtime.state.redis_url is not None:
+            components["shared:health"] = self.shared_health.status
         shared = [s for s in self.resources.all_shared_stores() if s.shared]
         if shared:
-            status["shared_state"] = ("degraded: Redis unreachable, limits per process"
-                                      if any(s.degraded for s in shared) else "ready")
-        return status
+            components["shared_state"] = ("degraded: Redis unreachable, limits per process"
+                                          if any(s.degraded for s in shared) else "ready")
+        return components
 
     def plan(self, request: ChatRequest) -> list[Candidate]:
         runtime = self._runtime
@@ -238,6 +273,8 @@ class Engine:
 
     async def _route(self, call: Call, pipeline: Pipeline) -> None:
         """The ordered candidates of `call`, narrowed by the pipeline's `on_plan` stages."""
+        if self._health_pending:  # an engine used without `start`: share from now on
+            await self._start_health()
         call.plan = self.plan(call.request)
         if pipeline.plan:
             await pipeline.planned(call)

@@ -20,6 +20,7 @@ from turnout.resilience.clock import Clock, RandomSource
 from turnout.resilience.ejection import BreakerBoard
 from turnout.resilience.health import DeploymentHealth
 from turnout.resilience.retry_budget import BudgetSettings, HedgeBudget, RetryBudget
+from turnout.state.health import HealthEvent, HealthSink
 
 _DEFAULT_COOLDOWN_S = 1.0
 """Cooldown after a 429 that did not say how long to wait."""
@@ -42,7 +43,12 @@ def breaker_settings(policy: BreakerPolicy) -> BreakerSettings:
 
 class ResilienceState:
     """Per-deployment breakers, 429 cooldowns, retry budgets and health, keyed by
-    deployment id so they survive config reloads."""
+    deployment id so they survive config reloads.
+
+    With `peers` set (several replicas sharing health, see `turnout.state.health`), each
+    breaker that opens or closes and each 429 cooldown is also reported there, and
+    `apply_peer` mirrors the other replicas' changes into this state; routing still reads
+    only this state."""
 
     def __init__(self, clock: Clock, rng: RandomSource,
                  sleep: Callable[[float], Awaitable[Any] | Any],
@@ -56,6 +62,8 @@ class ResilienceState:
         self.health: dict[str, DeploymentHealth] = {}
         self._retry_budgets: dict[str, RetryBudget] = {}
         self._hedge_budgets: dict[str, HedgeBudget] = {}
+        self.peers: HealthSink | None = None
+        """Told of every local breaker transition and cooldown; None: nobody to tell."""
 
     async def sleep(self, seconds: float) -> None:
         result = self._sleep(seconds)
@@ -182,7 +190,8 @@ class ResilienceState:
         health.finish()
         health.observe_latency(latency_s)
         health.update_rate_limits(headers)
-        self.breakers.breaker(deployment.id).record_success()
+        if self.breakers.breaker(deployment.id).record_success() and self.peers is not None:
+            self.peers.breaker_closed(deployment.id)
 
     def on_first_token(self, deployment: Deployment, ttft_s: float,
                        headers: Mapping[str, str]) -> None:
@@ -197,9 +206,11 @@ class ResilienceState:
         breaker = self.breakers.breaker(deployment.id)
         if error is None:
             health.observe_latency(latency_s)
-            breaker.record_success()
+            if breaker.record_success() and self.peers is not None:
+                self.peers.breaker_closed(deployment.id)
         elif counts_against_deployment(error):
-            breaker.record_failure()
+            if breaker.record_failure():
+                self._opened(deployment.id)
         else:
             breaker.release_probe()
 
@@ -208,10 +219,13 @@ class ResilienceState:
         breaker = self.breakers.breaker(deployment.id)
         if isinstance(error, RateLimited) and error.origin == "upstream":
             wait = error.retry_after if error.retry_after is not None else _DEFAULT_COOLDOWN_S
-            self.cooldown_until[deployment.id] = self.clock.monotonic() + wait
+            until = self.cooldown_until[deployment.id] = self.clock.monotonic() + wait
             breaker.release_probe()
+            if self.peers is not None:
+                self.peers.cooled_down(deployment.id, until)
         elif counts_against_deployment(error):
-            breaker.record_failure()
+            if breaker.record_failure():
+                self._opened(deployment.id)
         else:
             breaker.release_probe()
 
@@ -235,6 +249,38 @@ class ResilienceState:
         """The observed p95 time to first token (None until enough samples)."""
         health = self.health.get(deployment.id)
         return None if health is None else health.ttft_quantile(0.95)
+
+    # -- other replicas ------------------------------------------------------------------
+    def apply_peer(self, event: HealthEvent, policy: BreakerPolicy) -> bool:
+        """Mirror another replica's change of `event.deployment` into this state; `policy`
+        is the breaker policy this replica's config gives the deployment (used when its
+        breaker does not exist yet, and to cap a peer's ejection at our own longest).
+        True when it changed anything. Nothing is reported back to `peers`.
+
+        An ejection or cooldown only ever lengthens what this replica already has; a
+        peer's successful probe closes the breaker (evidence of health, wherever seen)."""
+        deployment_id = event.deployment
+        self._ensure_breakers([deployment_id], policy)
+        breaker = self.breakers.breaker(deployment_id)
+        now = self.clock.monotonic()
+        if event.kind == "open":
+            seconds = min(event.seconds, breaker.settings.max_ejection_s)
+            return breaker.eject_until(now + seconds, event.times_ejected)
+        if event.kind == "closed":
+            return breaker.close_for_peer()
+        until = now + event.seconds
+        if until <= self.cooldown_until.get(deployment_id, now):
+            return False
+        self.cooldown_until[deployment_id] = until
+        return True
+
+    def _opened(self, deployment_id: str) -> None:
+        """A local breaker just opened: tell the peers for how long."""
+        if self.peers is not None:
+            breaker = self.breakers.breaker(deployment_id)
+            until = breaker.open_until
+            if until is not None:
+                self.peers.breaker_opened(deployment_id, until, breaker.times_ejected)
 
     # -- internals -----------------------------------------------------------------------
     def _ensure_breakers(self, ids: list[str], policy: BreakerPolicy) -> None:

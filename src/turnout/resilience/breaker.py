@@ -184,9 +184,9 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN and self._probes > 0:
             self._probes -= 1
 
-    def record_success(self) -> None:
+    def record_success(self) -> bool:
         """A real upstream success. While OPEN (a call that started before the trip) it is
-        ignored: the ejection runs its course."""
+        ignored: the ejection runs its course. True when it closed the breaker."""
         now = self._clock.monotonic()
         self._refresh(now)
         if self._state is BreakerState.CLOSED:
@@ -200,9 +200,12 @@ class CircuitBreaker:
             self._probe_successes += 1
             if self._probe_successes >= self._settings.half_open_successes:
                 self._close(now)
+                return True
+        return False
 
-    def record_failure(self) -> None:
-        """A real upstream failure. While OPEN it is ignored (the breaker already knows)."""
+    def record_failure(self) -> bool:
+        """A real upstream failure. While OPEN it is ignored (the breaker already knows).
+        True when it opened the breaker (tripped it, or re-opened it from HALF_OPEN)."""
         now = self._clock.monotonic()
         self._refresh(now)
         if self._state is BreakerState.CLOSED:
@@ -210,13 +213,58 @@ class CircuitBreaker:
             self._window.add(now, 1, 1)
             if self._should_trip():
                 self._trip(now)
+                return True
         elif self._state is BreakerState.HALF_OPEN:
             self._trip(now)
+            return True
+        return False
 
     def end_ejection(self) -> None:
         """Move an OPEN breaker to HALF_OPEN now (the ejection cap admits it as a probe)."""
         if self._state is BreakerState.OPEN:
             self._half_open()
+
+    def eject_until(self, until: float, times_ejected: int = 1) -> bool:
+        """A peer (another replica) ejected this deployment: be OPEN until `until` (clock
+        time), keeping a later ejection of our own, and count at least `times_ejected`
+        ejections so that our next trip lasts as long as the fleet's would. True when it
+        changed anything.
+
+        Probes in flight are forgotten (their outcomes land while OPEN and are ignored,
+        as for any call that started before a trip)."""
+        now = self._clock.monotonic()
+        self._refresh(now)
+        if until <= now:
+            return False
+        times = max(self._decayed_ejections(now), times_ejected, 1)
+        if self._state is BreakerState.OPEN and self._open_until >= until:
+            changed = times > self._times_ejected
+            self._times_ejected = times
+            return changed
+        if self._state is not BreakerState.OPEN:
+            self._opened_at = now
+            self._healthy_since = None
+            self._consecutive = 0
+            self._probes = 0
+            self._probe_successes = 0
+            self._window.clear()
+        self._state = BreakerState.OPEN
+        self._open_until = until
+        self._times_ejected = times
+        return True
+
+    def close_for_peer(self) -> bool:
+        """A peer's probe succeeded: close an OPEN or HALF_OPEN breaker, keeping the count
+        of past ejections (unlike `reset`). True when it was not closed already."""
+        if self._state is BreakerState.CLOSED:
+            return False
+        self._close(self._clock.monotonic())
+        return True
+
+    @property
+    def times_ejected(self) -> int:
+        """Ejections counted for the next ejection's length, after decay."""
+        return self._decayed_ejections(self._clock.monotonic())
 
     def reset(self) -> None:
         """Close the breaker and forget its history (admin action)."""
