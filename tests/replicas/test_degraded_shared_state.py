@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cuttable_proxy import TcpProxy
 from _gw_errors import post, valid_body
 from _gw_harness import compile_data, serve
 from _gw_tenancy import ADMIN_KEY, Admin, tenancy_data
 from _state_redis import REDIS_URL, connect, drop_namespace, new_namespace, require_redis
-from _tcp_proxy import TcpProxy
 from redis.asyncio import Redis
 
 from turnout.sim.server import RunningSimulator
