@@ -2,6 +2,7 @@
 the embedded store and on Redis, next to the plain gateway path, in one run.
 
     python benchmarks/tenancy.py [--redis redis://127.0.0.1:6379/0] [-n 3000] [--rounds 3]
+                                 [--baseline-src OTHER_CHECKOUT/src]
 
 Three `turnout serve` processes run side by side (gateway core 0, simulator and this
 script on core 1): `plain` (no tenancy section, a static gateway key), `embedded`
@@ -9,8 +10,9 @@ script on core 1): `plain` (no tenancy section, a static gateway key), `embedded
 case sends `-n` non-stream requests over `--connections` connections and reads the
 gateway's CPU time from `/proc`; the cases alternate over `--rounds` rounds and the lowest
 CPU per request of each is kept (interference only adds). For the Redis gateway it also
-counts the Redis commands per request (INFO commandstats; other clients of the same Redis
-add to it) to show how many round trips the hot path makes.
+counts the Redis round trips per request (scripts run, from INFO commandstats; other
+clients of the same Redis add to them): the quota check before the call, and its release
+after the answer, off the request path.
 
 Cases, all calling the same simulator route:
 
@@ -147,11 +149,16 @@ async def load(http: aiohttp.ClientSession, url: str, key: str, n: int,
 
 
 async def redis_calls(client: object | None) -> int:
+    """Round trips the Redis server has served: scripts (EVALSHA, EVAL) and plain
+    commands sent by clients. Commands a script runs inside count under their own names
+    in commandstats too, so they are left out: the gateway's stores never send a plain
+    budget or limit command (each operation is one script), and the plain commands listed
+    here are those of the shared health's and this script's own bookkeeping."""
     if client is None:
         return 0
     stats = await client.info("commandstats")  # type: ignore[attr-defined]
     return sum(int(v["calls"]) for k, v in stats.items()
-               if k.startswith("cmdstat_") and k not in ("cmdstat_info",))
+               if k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_publish"))
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -162,26 +169,35 @@ async def run(args: argparse.Namespace) -> None:
     RUN_DIR.mkdir(exist_ok=True)
     tmp = str(RUN_DIR)
     urls: dict[str, str] = {}
-    modes: list[tuple[str, str | None, str | None]] = [
-        ("plain", None, None), ("embedded", f"{tmp}/tenancy-bench-{prefix}.db", None)]
+    # name, database, Redis URL, source folder (None: this checkout), Redis key prefix
+    modes: list[tuple[str, str | None, str | None, str | None, str]] = [
+        ("plain", None, None, None, prefix),
+        ("embedded", f"{tmp}/tenancy-bench-{prefix}.db", None, None, prefix)]
     if args.redis:
-        modes.append(("redis", f"{tmp}/tenancy-bench-{prefix}-r.db", args.redis))
+        modes.append(("redis", f"{tmp}/tenancy-bench-{prefix}-r.db", args.redis, None,
+                      prefix))
+    if args.baseline_src:
+        modes.append(("embedded, baseline", f"{tmp}/tenancy-bench-{prefix}-b.db", None,
+                      args.baseline_src, prefix))
+        if args.redis:
+            modes.append(("redis, baseline", f"{tmp}/tenancy-bench-{prefix}-br.db",
+                          args.redis, args.baseline_src, f"{prefix}-b"))
     redis_client = None
     try:
-        for name, db, redis in modes:
+        for name, db, redis, src, key_prefix in modes:
             port = free_port()
-            proc = start_gateway(config(sims.base_url("bench"), port, db, redis, prefix),
-                                 port, args.gateway_core, name=f"tenancy-{name}")
+            proc = start_gateway(config(sims.base_url("bench"), port, db, redis, key_prefix),
+                                 port, args.gateway_core, name=f"tenancy-{name}", src=src)
             procs.append(proc)
             urls[name] = f"http://127.0.0.1:{port}"
         connector = aiohttp.TCPConnector(limit=args.connections * 2)
         async with aiohttp.ClientSession(connector=connector) as http:
             pids = {}
-            for (name, _, _), proc in zip(modes, procs[1:], strict=True):
+            for (name, *_), proc in zip(modes, procs[1:], strict=True):
                 await wait_up(http, urls[name], proc)
                 pids[name] = proc.pid
             cases = [Case("static key", "plain", STATIC_KEY)]
-            for name, _, _ in modes[1:]:
+            for name, *_ in modes[1:]:
                 keys = await tenant_keys(http, urls[name])
                 cases += [Case(f"{label} ({name})", name, key) for label, key in keys.items()]
             if args.redis:
@@ -193,20 +209,22 @@ async def run(args: argparse.Namespace) -> None:
             for _ in range(args.rounds):
                 for case in cases:
                     pid = pids[case.gateway]
-                    calls = await redis_calls(redis_client) if case.gateway == "redis" else 0
+                    shared = case.gateway.startswith("redis")
+                    calls = await redis_calls(redis_client) if shared else 0
                     before = cpu_seconds(pid)
                     await load(http, urls[case.gateway], case.key, args.n, args.connections)
                     case.cpu_us.append((cpu_seconds(pid) - before) / args.n * 1e6)
-                    if case.gateway == "redis":
+                    if shared:
                         case.redis_cmds.append(
                             (await redis_calls(redis_client) - calls) / args.n)
     finally:
         for proc in reversed(procs):
             proc.stop()
         if redis_client is not None:
-            keys = [k async for k in redis_client.scan_iter(match=f"{{{prefix}}}:*")]
-            if keys:
-                await redis_client.delete(*keys)
+            for used in {m[4] for m in modes}:
+                keys = [k async for k in redis_client.scan_iter(match=f"{{{used}}}:*")]
+                if keys:
+                    await redis_client.delete(*keys)
             await redis_client.aclose()
     base = min(cases[0].cpu_us)
     rows = []
@@ -218,7 +236,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"\n{args.n} non-stream requests per case and round, {args.connections} connections, "
           f"{args.rounds} rounds; gateway CPU per request in microseconds\n")
     print(table(["case", "CPU/req (best)", "CPU/req (median)", "added vs static key",
-                 "Redis commands/req"], rows))
+                 "Redis round trips/req"], rows))
 
 
 def parse_args() -> argparse.Namespace:
@@ -230,6 +248,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--gateway-core", type=int, default=0)
     p.add_argument("--sim-core", type=int, default=1)
+    p.add_argument("--baseline-src", default=None,
+                   help="also run the tenancy gateways from this source folder (e.g. the "
+                        "src/ of a checkout of the previous commit), in the same run")
     return p.parse_args()
 
 

@@ -1,20 +1,20 @@
 """Admit and reserve: a tenant's rate limits, concurrency limits and budgets.
 
 Once the plan is known (`on_plan`: the candidates' prices and token counters are needed),
-the stage works out the call's worst case, then asks the stores, concurrently, for:
+the stage works out the call's worst case and asks the stores, in one go
+(`SharedStores.admit`: one Lua script, one round trip, on Redis), for:
 
-- its rate limits: requests and tokens per minute of the key and of its tenant, all or
-  nothing (a request over one limit consumes none of the others);
+- its rate limits: requests and tokens per minute of the key and of its tenant;
 - a concurrency slot of the key and of the tenant;
 - a reservation of the worst-case cost (USD budgets) and tokens (token budgets) against
   every budget of the key and the tenant, for the current day, month and lifetime in the
   configured time zone. Retries, fallbacks and hedges draw on this one reservation.
 
-The requests go out together, so a call with all three pays one round trip of latency on
-Redis, not three. Whatever was granted is undone if anything was refused. At the end of
-the call (`on_end`, however it ended) the slots are given back and the reservation is
-settled at what the call really cost (`turnout.stages.metering`); soft budgets are
-charged the same way with no limit, and crossing an alert threshold emits an alert.
+All or nothing: a call refused by any of them takes none of the others. At the end of the
+call (`on_end`, however it ended) the slots are given back and the reservation is settled
+at what the call really cost (`turnout.stages.metering`), in one more script on Redis,
+sent off the request path (the answer does not wait for it); soft budgets are charged the
+same way with no limit, and crossing an alert threshold emits an alert.
 
 A refused call is a 429: `insufficient_quota` naming the budget and when it resets, or a
 rate limit with `Retry-After` and the `x-ratelimit-*` headers OpenAI clients read.
@@ -22,23 +22,23 @@ rate limit with `Retry-After` and the `x-ratelimit-*` headers OpenAI clients rea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
 from turnout.config.runtime import TenancySettings
-from turnout.core.errors import BudgetExhausted, RateLimited, TurnoutError
+from turnout.core.errors import BudgetExhausted, RateLimited
 from turnout.engine.context import Identity
 from turnout.engine.pipeline import Call, CallEnd, Stage
 from turnout.pricing.estimate import reservation_micro_usd
 from turnout.stages.metering import metered
-from turnout.stages.shared_stores import Held, SharedStores
+from turnout.stages.shared_stores import Granted, SharedStores
+from turnout.state.admission import Slot
 from turnout.state.budgets import MAX_UNITS, BudgetDenied, Charge
-from turnout.state.limits import Admission, Denied, Lease, Limit, LimitState
+from turnout.state.limits import Admission, Denied, Limit, LimitState
 from turnout.tenancy.policy import Budget, Policy
 from turnout.tokens.count import counter_for
 
@@ -63,15 +63,52 @@ class _Budgeted:
     budget: Budget
     key: str
     resets_at: datetime | None
+    usd: bool
+    """Counted in micro-dollars (else in tokens)."""
+    hard: bool
+    limit: int
+    """The limit in the ledger's units (no limit, `MAX_UNITS`, for a soft budget)."""
+    ttl_s: float
+    """How long the ledger keeps the budget's counters."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one key's policies ask of every call, in the current budget periods."""
+
+    tenant_id: str
+    key_policy: Policy
+    tenant_policy: Policy
+    ends_at: datetime | None
+    """When the first of its budget periods ends (the plan is then worked out again)."""
+    nothing: bool
+    """No limit, slot or budget at all: the stage has nothing to do."""
+    priced: bool
+    """A hard budget in dollars: the call's worst-case price is needed."""
+    counts_tokens: bool
+    """A hard budget or a tokens-per-minute limit: the call's worst case is needed."""
+    limits: list[Limit]
+    """Tokens-per-minute limits have cost 0 here: the call's tokens are set per call."""
+    slots: list[Slot]
+    budgets: list[_Budgeted]
+
+    def fits(self, identity: Identity, now: datetime) -> bool:
+        return (self.key_policy is identity.key_policy
+                and self.tenant_policy is identity.tenant_policy
+                and self.tenant_id == identity.tenant_id
+                and (self.ends_at is None or now < self.ends_at))
+
+
+_PLANS_KEPT = 10_000
+"""Keys whose plans are kept; beyond, the cache starts again (a plan is cheap to redo)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Taken:
     """What the stage holds for one call, to give back or settle at its end."""
 
-    leases: list[tuple[Lease, bool]] = field(default_factory=list)
-    held: Held | None = None
-    budgets: list[_Budgeted] = field(default_factory=list)
+    granted: Granted
+    budgets: list[_Budgeted]
 
 
 class Quota(Stage):
@@ -86,105 +123,98 @@ class Quota(Stage):
         self._wall = wall or (lambda: datetime.now(UTC))
         self._periods: dict[str, tuple[str, datetime | None]] = {}
         """The current period of each kind, reused until it ends."""
+        self._plans: dict[str, _Plan] = {}
+        """Per key id: what its policies ask for (see `_plan`)."""
 
     async def on_plan(self, call: Call) -> None:
         identity = call.ctx.identity
         if identity is None:
             return
-        tenant, key = identity.tenant_policy, identity.key_policy
-        if tenant.empty and key.empty:
+        now = self._wall()
+        plan = self._plans.get(identity.key_id)
+        if plan is None or not plan.fits(identity, now):
+            plan = self._plan(identity, now)
+        if plan.nothing:
             return
-        owners: tuple[tuple[Scope, str, Policy], ...] = (
-            ("key", identity.key_id, key), ("tenant", identity.tenant_id, tenant))
-        budgets = self._budgets(owners)
-        hard = [b.budget.unit for b in budgets if b.budget.hard]
-        counts_tokens = "tokens" in hard or any(p.limits.tpm for _, _, p in owners)
-        tokens, micro_usd = (_worst_case(call, "usd" in hard)
-                             if counts_tokens or hard else (0, 0))
-        limits = _rate_limits(owners, tokens)
-        slots = [(f"cc:{scope}:{owner}", policy.limits.concurrency)
-                 for scope, owner, policy in owners if policy.limits.concurrency]
-        lease_s = _lease_s(call)
-        charges = [Charge(b.key, b.budget.limit_units if b.budget.hard else MAX_UNITS,
-                          (micro_usd if b.budget.unit == "usd" else tokens)
-                          if b.budget.hard else 0, _ttl_s(b.resets_at, self._wall()))
-                   for b in budgets]
-        stores = self._stores
-        work: list[Awaitable[object]] = [stores.acquire(limits)] if limits else []
-        work += [stores.enter(k, n, lease_s) for k, n in slots if n]
-        if charges:
-            work.append(stores.reserve(charges, lease_s))
-        results: list[object]
-        if stores.shared and len(work) > 1:
-            # Network stores: send together, wait one round trip.
-            results = list(await asyncio.gather(*work, return_exceptions=True))
-        else:  # in-process stores never wait: tasks would cost more than the calls
-            results = []
-            for job in work:
-                try:
-                    results.append(await job)
-                except Exception as exc:
-                    results.append(exc)
-        taken = _Taken(budgets=budgets)
-        call.state[self] = taken
-        admission: Admission | None = None
-        refusal: TurnoutError | BaseException | None = None
-        for result in results:
-            if isinstance(result, Admission):
-                admission = result
-                if not result.allowed:
-                    refusal = refusal or _rate_limited(result)
-            elif isinstance(result, tuple):
-                slot, local = result
-                if isinstance(slot, Lease):
-                    taken.leases.append((slot, local))
-                else:
-                    refusal = refusal or _too_many(slot, identity)
-            elif isinstance(result, Held):
-                taken.held = result
-            elif isinstance(result, BudgetDenied):
-                refusal = refusal or self._exhausted(result, budgets)
-            elif isinstance(result, BaseException):
-                refusal = refusal or result
+        tokens, micro_usd = (_worst_case(call, plan.priced) if plan.counts_tokens
+                             else (0, 0))
+        limits = [limit if limit.cost == 1 or not tokens else
+                  Limit(limit.key, limit.rate, limit.period_s, limit.burst, tokens)
+                  for limit in plan.limits]
+        slots, lease_s, budgets = plan.slots, _lease_s(call), plan.budgets
+        charges = [Charge(b.key, b.limit, (micro_usd if b.usd else tokens) if b.hard else 0,
+                          b.ttl_s) for b in budgets]
+        granted = await self._stores.admit(limits, slots, charges, lease_s)
+        admission = granted.admission
         if admission is not None:
             call.ctx.response_headers = _limit_headers(admission.states)
-        if refusal is not None:
-            await self._undo(taken)
-            call.state.pop(self, None)
-            raise refusal
+        if granted.allowed:
+            call.state[self] = _Taken(granted, budgets)
+            return
+        if admission is not None and not admission.allowed:
+            raise _rate_limited(admission)
+        if granted.slot_denied is not None:
+            raise _too_many(granted.slot_denied, identity)
+        assert granted.budget_denied is not None
+        raise self._exhausted(granted.budget_denied, budgets)
 
     async def on_end(self, call: Call, end: CallEnd) -> None:
         taken = call.state.pop(self, None)
         if not isinstance(taken, _Taken):
             return
-        stores = self._stores
-        for lease, local in taken.leases:
-            await stores.leave(lease, local)
-        if taken.held is None:
-            return
-        spend = metered(call, end)
-        actual = {b.key: spend.micro_usd if b.budget.unit == "usd" else spend.tokens
-                  for b in taken.budgets}
-        await stores.settle(taken.held, actual)
-        watched = [b for b in taken.budgets if b.budget.alerts and actual[b.key]]
-        if watched:
-            if stores.shared:
-                stores.spawn(self._alerts(watched, actual))
-            else:
-                await self._alerts(watched, actual)
+        granted = taken.granted
+        actual: dict[str, int] | None = None
+        if granted.held is not None:
+            spend = metered(call, end)
+            actual = {b.key: spend.micro_usd if b.budget.unit == "usd" else spend.tokens
+                      for b in taken.budgets}
+        if granted.local:
+            spent = await self._stores.release(granted, actual)
+            self._alerts(taken.budgets, actual, spent)
+        else:  # the answer need not wait for Redis: settle off the request path
+            self._stores.spawn(self._release(taken, actual))
 
-    # -- budgets -------------------------------------------------------------------------
-    def _budgets(self, owners: Sequence[tuple[Scope, str, Policy]]) -> list[_Budgeted]:
-        if not any(policy.budgets for _, _, policy in owners):
-            return []
-        now = self._wall()
-        found: list[_Budgeted] = []
+    async def _release(self, taken: _Taken, actual: dict[str, int] | None) -> None:
+        spent = await self._stores.release(taken.granted, actual)
+        self._alerts(taken.budgets, actual, spent)
+
+    # -- what a key's policies ask for, worked out once ------------------------------------
+    def _plan(self, identity: Identity, now: datetime) -> _Plan:
+        """The limits, slots and budgets of `identity`'s policies in the current periods,
+        kept until a policy changes (a new object from the key directory) or the first of
+        its periods ends."""
+        owners: tuple[tuple[Scope, str, Policy], ...] = (
+            ("key", identity.key_id, identity.key_policy),
+            ("tenant", identity.tenant_id, identity.tenant_policy))
+        budgets: list[_Budgeted] = []
+        limits: list[Limit] = []
+        slots: list[Slot] = []
         for scope, owner, policy in owners:
+            rpm, tpm, concurrency = (policy.limits.rpm, policy.limits.tpm,
+                                     policy.limits.concurrency)
+            if rpm:
+                limits.append(Limit(f"rl:{scope}:{owner}:rpm", rpm, 60.0, rpm, 1))
+            if tpm:  # its cost, the call's tokens, is set per call
+                limits.append(Limit(f"rl:{scope}:{owner}:tpm", tpm, 60.0, tpm, 0))
+            if concurrency:
+                slots.append(Slot(f"cc:{scope}:{owner}", concurrency))
             for budget in policy.budgets:
                 stamp, resets = self._period(budget.period, now)
                 key = f"budget:{scope}:{owner}:{budget.period}:{budget.unit}:{stamp}"
-                found.append(_Budgeted(scope, owner, budget, key, resets))
-        return found
+                budgets.append(_Budgeted(
+                    scope, owner, budget, key, resets, budget.unit == "usd", budget.hard,
+                    budget.limit_units if budget.hard else MAX_UNITS, _ttl_s(resets, now)))
+        ends = [b.resets_at for b in budgets if b.resets_at is not None]
+        hard = [b for b in budgets if b.hard]
+        plan = _Plan(identity.tenant_id, identity.key_policy, identity.tenant_policy,
+                     min(ends) if ends else None, not (limits or slots or budgets),
+                     any(b.usd for b in hard),
+                     bool(hard) or any(limit.cost == 0 for limit in limits),
+                     limits, slots, budgets)
+        if len(self._plans) >= _PLANS_KEPT:
+            self._plans.clear()
+        self._plans[identity.key_id] = plan
+        return plan
 
     def _period(self, period: str, now: datetime) -> tuple[str, datetime | None]:
         current = self._periods.get(period)
@@ -209,28 +239,22 @@ class Quota(Stage):
             f"The {what} budget of {limit} for {owner} has no room for this request "
             f"(the most it could cost). {when}", retry_after=retry)
 
-    async def _alerts(self, watched: list[_Budgeted], actual: dict[str, int]) -> None:
+    def _alerts(self, budgets: list[_Budgeted], actual: dict[str, int] | None,
+                spent: dict[str, int]) -> None:
         """Emit an alert for each threshold this call's spend crossed."""
-        for budgeted in watched:
-            try:
-                spent = await self._stores.spent(budgeted.key)
-            except Exception:  # an alert is best effort; the budget itself holds
-                _log.exception("could not read budget %s for its alerts", budgeted.key)
+        if actual is None:
+            return
+        for budgeted in budgets:
+            alerts, now = budgeted.budget.alerts, spent.get(budgeted.key)
+            if not alerts or now is None or not actual[budgeted.key]:
                 continue
             limit = budgeted.budget.limit_units
-            before = spent - actual[budgeted.key]
-            for threshold in budgeted.budget.alerts:
+            before = now - actual[budgeted.key]
+            for threshold in alerts:
                 line = math.ceil(limit * threshold)
-                if before < line <= spent:
+                if before < line <= now:
                     self._stores.alerts.crossed(budgeted.scope, budgeted.owner,
-                                                budgeted.budget, threshold, spent)
-
-    async def _undo(self, taken: _Taken) -> None:
-        for lease, local in taken.leases:
-            await self._stores.leave(lease, local)
-        if taken.held is not None:
-            await self._stores.settle(taken.held, dict.fromkeys(
-                (c.key for c in taken.held.reservation.charges), 0))
+                                                budgeted.budget, threshold, now)
 
 
 def usd(amount: float) -> str:
@@ -263,17 +287,6 @@ def _worst_case(call: Call, priced: bool) -> tuple[int, int]:
         hedged = hedged or candidate.route.policy.hedge.enabled
     factor = 2 if hedged else 1
     return min(tokens * factor, MAX_UNITS), min(micro_usd * factor, MAX_UNITS)
-
-
-def _rate_limits(owners: Sequence[tuple[Scope, str, Policy]], tokens: int) -> list[Limit]:
-    limits: list[Limit] = []
-    for scope, owner, policy in owners:
-        rpm, tpm = policy.limits.rpm, policy.limits.tpm
-        if rpm:
-            limits.append(Limit(f"rl:{scope}:{owner}:rpm", rpm, 60.0, rpm, 1))
-        if tpm:
-            limits.append(Limit(f"rl:{scope}:{owner}:tpm", tpm, 60.0, tpm, tokens))
-    return limits
 
 
 def _lease_s(call: Call) -> float:

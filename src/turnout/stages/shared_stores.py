@@ -21,20 +21,23 @@ import asyncio
 import logging
 import os
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from turnout.config.runtime import SharedStateSettings
 from turnout.resilience.clock import Clock
 from turnout.stages.budget_alerts import BudgetAlerts
+from turnout.state.admission import Grant, Slot
 from turnout.state.budgets import MAX_UNITS, BudgetDenied, BudgetLedger, Charge, Reservation
 from turnout.state.errors import StateUnavailable
-from turnout.state.limits import Admission, Denied, Lease, Limit, RateLimiter
+from turnout.state.limits import Admission, Denied, Lease, Limit
 from turnout.state.memory_budgets import MemoryBudgetLedger
 from turnout.state.memory_limits import MemoryRateLimiter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from turnout.state.redis_quota import RedisQuota
 
 _log = logging.getLogger("turnout.state")
 
@@ -53,6 +56,41 @@ class Held:
     """Reserved in this process's slice while Redis was away."""
 
 
+@dataclass(slots=True)
+class Granted:
+    """What `SharedStores.admit` took for one call (give it back with `release`), or why
+    it refused: on a refusal nothing is held."""
+
+    local: bool
+    """Held in this process (no Redis, or Redis away), not in the shared store."""
+    admission: Admission | None = None
+    """The rate limits' state, for the `x-ratelimit-*` headers (None without limits, or
+    when a slot or budget refused first in this process)."""
+    leases: list[Lease] = field(default_factory=list)
+    held: Held | None = None
+    slot_denied: Denied | None = None
+    budget_denied: BudgetDenied | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return (self.slot_denied is None and self.budget_denied is None
+                and (self.admission is None or self.admission.allowed))
+
+
+def _granted(grant: Grant, *, local: bool) -> Granted:
+    granted = Granted(local=local, admission=grant.admission)
+    for slot in grant.slots:
+        if isinstance(slot, Denied):
+            granted.slot_denied = granted.slot_denied or slot
+        elif grant.allowed:
+            granted.leases.append(slot)
+    if isinstance(grant.budget, BudgetDenied):
+        granted.budget_denied = grant.budget
+    elif isinstance(grant.budget, Reservation) and grant.allowed:
+        granted.held = Held(grant.budget, local)
+    return granted
+
+
 class SharedStores:
     """The quota stage's stores, with the fallback the config asks for."""
 
@@ -62,16 +100,16 @@ class SharedStores:
         self._clock = clock
         self._local_limits = MemoryRateLimiter(clock)
         self._local_budgets = MemoryBudgetLedger(clock)
-        self._limits: RateLimiter = self._local_limits
         self._budgets: BudgetLedger = self._local_budgets
+        self._quota: RedisQuota | None = None
         self.shared = redis is not None
         """Whether a shared store (Redis) is configured at all."""
         if redis is not None:
             from turnout.state.redis_budgets import RedisBudgetLedger
-            from turnout.state.redis_limits import RedisRateLimiter
+            from turnout.state.redis_quota import RedisQuota
 
-            self._limits = RedisRateLimiter(redis, prefix=settings.prefix)
             self._budgets = RedisBudgetLedger(redis, prefix=settings.prefix)
+            self._quota = RedisQuota(redis, prefix=settings.prefix)
         self.alerts = BudgetAlerts()
         self.degraded = False
         self.degraded_total = 0
@@ -84,93 +122,107 @@ class SharedStores:
         self._ids = f"{os.urandom(6).hex()}-"
         self._next_id = 0
 
-    # -- rate limits ---------------------------------------------------------------------
-    async def acquire(self, limits: Sequence[Limit]) -> Admission:
-        if self._use_shared():
+    # -- one call's quota --------------------------------------------------------------
+    async def admit(self, limits: Sequence[Limit], slots: Sequence[Slot],
+                    charges: Sequence[Charge], lease_s: float) -> Granted:
+        """Consume `limits`, take `slots` and reserve `charges`, all or nothing: on Redis
+        in one script (one round trip); in this process otherwise, or while Redis is away
+        (hard budgets then fail closed, raising `StateUnavailable`, or use this replica's
+        slice, as configured)."""
+        if charges:
+            self._ensure_sweeper()
+        reservation_id = self.reservation_id() if charges else ""
+        if self._quota is not None and self._use_shared():
             try:
-                admission = await self._limits.acquire(limits)
+                grant = await self._quota.admit(reservation_id, limits, slots, charges,
+                                                lease_s)
             except StateUnavailable as exc:
                 self._lost(exc)
             else:
                 self._ok()
-                return admission
-        return await self._local_limits.acquire(limits)
-
-    async def enter(self, key: str, limit: int, lease_s: float) -> tuple[Lease | Denied, bool]:
-        """A concurrency slot, and whether it is held in this process only."""
-        if self._use_shared():
-            try:
-                slot = await self._limits.enter(key, limit, lease_s)
-            except StateUnavailable as exc:
-                self._lost(exc)
-            else:
-                self._ok()
-                return slot, False
-        return await self._local_limits.enter(key, limit, lease_s), True
-
-    async def leave(self, lease: Lease, local: bool) -> None:
-        try:
-            await (self._local_limits if local else self._limits).leave(lease)
-        except StateUnavailable as exc:
-            self._lost(exc)  # the lease expires on its own
-
-    # -- budgets -------------------------------------------------------------------------
-    def reservation_id(self) -> str:
-        self._next_id += 1
-        return f"{self._ids}{self._next_id:x}"
-
-    async def reserve(self, charges: Sequence[Charge], lease_s: float
-                      ) -> Held | BudgetDenied:
-        """Reserve on the shared ledger; while it is away, fail closed (raise
-        `StateUnavailable`) or reserve in this process's slice, as configured."""
-        self._ensure_sweeper()
-        reservation_id = self.reservation_id()
-        if self._use_shared():
-            try:
-                result = await self._budgets.reserve(reservation_id, charges, lease_s)
-            except StateUnavailable as exc:
-                self._lost(exc)
-            else:
-                self._ok()
-                return result if isinstance(result, BudgetDenied) else Held(result, False)
-        if self.shared and self.settings.budgets_when_down != "local_slice":
+                return _granted(grant, local=False)
+        if charges and self.shared and self.settings.budgets_when_down != "local_slice":
             raise StateUnavailable(
                 "Budgets cannot be checked: the shared state store is unreachable. Retry "
                 "shortly.", retry_after=PROBE_S)
-        if self.shared:
-            slice_ = self.settings.local_slice
-            charges = [Charge(c.key, c.limit if c.limit == MAX_UNITS else int(c.limit * slice_),
-                              c.amount, c.ttl_s) for c in charges]
-        result = await self._local_budgets.reserve(reservation_id, charges, lease_s)
-        return result if isinstance(result, BudgetDenied) else Held(result, self.shared)
+        return await self._admit_here(reservation_id, limits, slots, charges, lease_s)
 
-    async def settle(self, held: Held, actual: dict[str, int]) -> None:
+    async def _admit_here(self, reservation_id: str, limits: Sequence[Limit],
+                          slots: Sequence[Slot], charges: Sequence[Charge],
+                          lease_s: float) -> Granted:
+        """`admit` on this process's stores: in-process calls never wait, so the steps
+        run one after the other and whatever was taken is given back on a refusal."""
+        granted = Granted(local=True)
+        budgets = self._local_budgets
+        if charges:
+            if self.shared:  # Redis is away: this replica's slice of each hard budget
+                slice_ = self.settings.local_slice
+                charges = [Charge(c.key, c.limit if c.limit == MAX_UNITS
+                                  else int(c.limit * slice_), c.amount, c.ttl_s)
+                           for c in charges]
+            result = await budgets.reserve(reservation_id, charges, lease_s)
+            if isinstance(result, BudgetDenied):
+                granted.budget_denied = result
+                return granted
+            granted.held = Held(result, self.shared)
+        limiter = self._local_limits
+        for slot in slots:
+            taken = await limiter.enter(slot.key, slot.limit, lease_s)
+            if isinstance(taken, Denied):
+                granted.slot_denied = taken
+                await self._give_back(granted)
+                return granted
+            granted.leases.append(taken)
+        if limits:
+            granted.admission = admission = await limiter.acquire(limits)
+            if not admission.allowed:
+                await self._give_back(granted)
+        return granted
+
+    async def _give_back(self, granted: Granted) -> None:
+        for lease in granted.leases:
+            await self._local_limits.leave(lease)
+        granted.leases.clear()
+        if granted.held is not None:
+            reservation = granted.held.reservation
+            await self._local_budgets.settle(reservation.reservation_id,
+                                             dict.fromkeys((c.key for c in reservation.charges), 0))
+            granted.held = None
+
+    async def release(self, granted: Granted, actual: dict[str, int] | None) -> dict[str, int]:
+        """Give the call's slots back and settle its reservation at `actual` (a mapping
+        naming every reserved key; None when nothing was reserved). Returns each settled
+        budget's spent units after it, for alerts (empty if nothing was settled)."""
+        held = granted.held
+        if not granted.local and self._quota is not None:
+            try:
+                return await self._quota.release(
+                    granted.leases, held.reservation.reservation_id if held else None,
+                    actual)
+            except StateUnavailable as exc:
+                # Slots expire on their own; the reservation is swept at its full amount:
+                # conservative, a hard budget never under-counts.
+                self._lost(exc)
+                if held is not None:
+                    _log.warning("could not settle reservation %s (shared state "
+                                 "unreachable); it will be swept at its reserved amount",
+                                 held.reservation.reservation_id)
+                return {}
+        for lease in granted.leases:
+            await self._local_limits.leave(lease)
+        if held is None or actual is None:
+            return {}
+        budgets = self._local_budgets
+        await budgets.settle(held.reservation.reservation_id, actual)
         if held.local:
-            await self._local_budgets.settle(held.reservation.reservation_id, actual)
             for charge in held.reservation.charges:
                 units, _ = self._unsynced.get(charge.key, (0, None))
                 self._unsynced[charge.key] = (units + actual[charge.key], charge.ttl_s)
-            return
-        try:
-            await self._budgets.settle(held.reservation.reservation_id, actual)
-        except StateUnavailable as exc:
-            # The reservation stays held on the shared ledger and is swept at its full
-            # amount: conservative, a hard budget never under-counts.
-            self._lost(exc)
-            _log.warning("could not settle reservation %s (shared state unreachable); it "
-                         "will be swept at its reserved amount",
-                         held.reservation.reservation_id)
+        return {key: (await budgets.usage(key)).spent for key in actual}
 
-    async def spent(self, key: str) -> int:
-        """A budget's spent units (for alerts), from wherever it is kept."""
-        if self._use_shared():
-            try:
-                usage = await self._budgets.usage(key)
-            except StateUnavailable as exc:
-                self._lost(exc)
-            else:
-                return usage.spent
-        return (await self._local_budgets.usage(key)).spent
+    def reservation_id(self) -> str:
+        self._next_id += 1
+        return f"{self._ids}{self._next_id:x}"
 
     # -- background work -----------------------------------------------------------------
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

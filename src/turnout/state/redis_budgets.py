@@ -37,7 +37,7 @@ from turnout.state.redis_base import LUA_NOW, RedisStore, text
 # Shared by settle and sweep: read a record; end one budget's part of a reservation.
 # Counters are passed to HINCRBY as the decimal strings they were stored as: Lua would
 # print a large number in exponent notation, which HINCRBY refuses.
-_CLOSE = """
+CLOSE_LUA = """
 local function record(key)
   local rec = redis.call('HGETALL', key)
   local amounts, ttls, n = {}, {}, 0
@@ -48,14 +48,15 @@ local function record(key)
   end
   return #rec > 0, amounts, ttls, n
 end
-local function close(key, amount, actual, ttl)
+local function close(key, amount, actual, ttl)  -- returns the budget's spent units
   if redis.call('EXISTS', key) == 1 then
     if amount ~= '0' then redis.call('HINCRBY', key, 'r', '-' .. amount) end
-    redis.call('HINCRBY', key, 's', actual)
-  else  -- the key expired before the reservation ended: start it again
-    redis.call('HSET', key, 's', actual, 'r', 0)
-    redis.call('PEXPIRE', key, ttl)
+    return redis.call('HINCRBY', key, 's', actual)
   end
+  -- the key expired before the reservation ended: start it again
+  redis.call('HSET', key, 's', actual, 'r', 0)
+  redis.call('PEXPIRE', key, ttl)
+  return tonumber(actual)
 end
 """
 
@@ -92,7 +93,7 @@ return {1, expiry}
 
 # KEYS: record, lease index. ARGV: budget key prefix, id, 'one' amount | 'each' (key, amount)...
 # Replies 1 (settled) or 0 (nothing to settle).
-_SETTLE = _CLOSE + """
+_SETTLE = CLOSE_LUA + """
 local found, amounts, ttls, n = record(KEYS[1])
 if not found then redis.call('ZREM', KEYS[2], ARGV[2]); return 0 end
 local actual = {}
@@ -120,7 +121,7 @@ return 1
 
 # KEYS: lease index. ARGV: now, budget key prefix, record key prefix, batch size.
 # Replies {ids looked at, swept id...}; an id whose record is gone is dropped, not swept.
-_SWEEP = LUA_NOW + _CLOSE + """
+_SWEEP = LUA_NOW + CLOSE_LUA + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', fmt(now), 'LIMIT', 0, ARGV[4])
 local reply = {#ids}
 for _, id in ipairs(ids) do
