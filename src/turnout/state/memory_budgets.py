@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from turnout.resilience.clock import Clock
 from turnout.state.budgets import (
     DEFAULT_KEY_TTL_S,
+    KEEP_AFTER_LEASE_S,
     BudgetDenied,
     BudgetUsage,
     Charge,
     Reservation,
     check_actual,
     check_charges,
-    key_ttl_s,
     resolve_actual,
 )
 
@@ -70,8 +70,12 @@ class MemoryBudgetLedger:
             budgets.append(budget)
         ttls: dict[str, float] = {}
         default_ttl_s = self._default_ttl_s
+        keep_s = lease_s + KEEP_AFTER_LEASE_S
         for charge, budget in zip(charges, budgets, strict=True):
-            ttl = ttls[charge.key] = key_ttl_s(charge, default_ttl_s, lease_s)
+            ttl = default_ttl_s if charge.ttl_s is None else charge.ttl_s
+            if keep_s > ttl:  # `key_ttl_s`: max(ttl, lease_s + KEEP_AFTER_LEASE_S)
+                ttl = keep_s
+            ttls[charge.key] = ttl
             budget.reserved += charge.amount
             expires_at = at + ttl
             if expires_at > budget.expires_at:  # max(budget.expires_at, at + ttl)
