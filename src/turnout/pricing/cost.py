@@ -101,15 +101,29 @@ def cost(usage: Usage, price: Price, *, estimated: bool = False) -> Cost:
     whole prompt (`usage.input_tokens`, cache reads and writes included), as Gemini and
     Anthropic bill it."""
     tokens = billed_tokens(usage)
-    rates = price.rates(max(0, usage.input_tokens))
+    per_input, per_cached, per_write, per_output, per_reasoning = price.rates(
+        max(0, usage.input_tokens)).per_token
+    multiply = _EXACT.multiply
     return Cost(
-        input=_charge(tokens.input, rates.input),
-        cached_input=_charge(tokens.cached_input, rates.cached_input),
-        cache_write=_charge(tokens.cache_write, rates.cache_write),
-        output=_charge(tokens.output, rates.output),
-        reasoning=_charge(tokens.reasoning, rates.reasoning),
+        input=multiply(Decimal(tokens.input), per_input),
+        cached_input=multiply(Decimal(tokens.cached_input), per_cached),
+        cache_write=multiply(Decimal(tokens.cache_write), per_write),
+        output=multiply(Decimal(tokens.output), per_output),
+        reasoning=multiply(Decimal(tokens.reasoning), per_reasoning),
         estimated=estimated)
 
 
-def _charge(tokens: int, per_mtok: Decimal) -> Decimal:
-    return _EXACT.multiply(Decimal(tokens), per_mtok).scaleb(-_MILLION, _EXACT)
+def micro_usd(usage: Usage, price: Price) -> int:
+    """`cost(usage, price).micro_usd()` in integer arithmetic, without building a `Cost`:
+    the same billed split and tier, each count times its rate's exact integer numerator
+    (`Rates.numerators`), the sum divided by the rates' denominator and rounded up. For the
+    hot path of the budget stage."""
+    cached = max(0, usage.cached_tokens)
+    written = max(0, usage.cache_write_tokens)
+    reasoning = max(0, usage.reasoning_tokens)
+    rates = price.rates(max(0, usage.input_tokens))
+    n_input, n_cached, n_write, n_output, n_reasoning = rates.numerators
+    units = (max(0, usage.input_tokens - cached - written) * n_input + cached * n_cached
+             + written * n_write + max(0, usage.output_tokens - reasoning) * n_output
+             + reasoning * n_reasoning)
+    return -(-units // rates.denominator)

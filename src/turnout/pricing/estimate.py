@@ -9,7 +9,6 @@ reported so far is a lower bound of the final one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from turnout.core.request import ChatRequest
@@ -98,6 +97,7 @@ def reservation_micro_usd(prompt_tokens: int, max_output_tokens: int, price: Pri
     rates (a rate per million tokens is micro-dollars per token), rounded up. For the hot
     path of the budget stage."""
     rates = price.rates(prompt_tokens)
-    prompt_rate = max(rates.input, rates.cache_write)
-    output_rate = max(rates.output, rates.reasoning)
-    return math.ceil(prompt_tokens * prompt_rate + max(0, max_output_tokens) * output_rate)
+    n_input, _, n_write, n_output, n_reasoning = rates.numerators
+    units = (prompt_tokens * max(n_input, n_write)
+             + max(0, max_output_tokens) * max(n_output, n_reasoning))
+    return -(-units // rates.denominator)  # exact integers (`Rates.numerators`), rounded up

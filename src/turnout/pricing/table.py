@@ -7,14 +7,17 @@ parsed, so floats are refused rather than silently rounded.
 
 from __future__ import annotations
 
+import decimal
 import functools
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from importlib import resources
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -37,6 +40,7 @@ PerMTok = Annotated[Decimal, BeforeValidator(_exact_decimal)]
 """USD per million tokens, exact."""
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
 
 
 class LongContextPrice(BaseModel):
@@ -70,6 +74,26 @@ class Rates:
     """Visible output tokens."""
     reasoning: Decimal
     """Reasoning (thinking) tokens, a share of output."""
+    numerators: tuple[int, int, int, int, int] = field(init=False, repr=False, compare=False)
+    """The five rates (input, cached input, cache write, output, reasoning) as exact integer
+    fractions over `denominator`. A rate in USD per million tokens is a rate in micro-USD
+    per token, so `sum(tokens * numerator) / denominator` is a cost in micro-USD, exactly,
+    in integer arithmetic."""
+    denominator: int = field(init=False, repr=False, compare=False)
+    """The smallest common denominator of the five rates."""
+    per_token: tuple[Decimal, Decimal, Decimal, Decimal, Decimal] = field(
+        init=False, repr=False, compare=False)
+    """The five rates in USD per token (each rate scaled by 10**-6, exactly)."""
+
+    def __post_init__(self) -> None:
+        rates = (self.input, self.cached_input, self.cache_write, self.output, self.reasoning)
+        exact = [Fraction(rate) for rate in rates]
+        denominator = math.lcm(*(f.denominator for f in exact))
+        numerators = tuple(f.numerator * (denominator // f.denominator) for f in exact)
+        per_token = tuple(Decimal(rate).scaleb(-6, _EXACT) for rate in rates)
+        object.__setattr__(self, "numerators", numerators)
+        object.__setattr__(self, "denominator", denominator)
+        object.__setattr__(self, "per_token", per_token)
 
 
 class Price(BaseModel):
@@ -100,15 +124,29 @@ class Price(BaseModel):
 
     def rates(self, prompt_tokens: int) -> Rates:
         """The rates for a request whose prompt has `prompt_tokens` tokens."""
+        standard, above, long = self._tiers
+        return long if long is not None and prompt_tokens > above else standard
+
+    @functools.cached_property
+    def _tiers(self) -> tuple[Rates, int, Rates | None]:
+        """The standard rates, the long-context threshold and rates (if any), resolved once
+        per price (a price is immutable; `model_copy` drops this cache)."""
+        standard = _resolve(self.input, self.output, self.cached_input, self.cache_write,
+                            self.reasoning)
         tier = self.long_context
-        if tier is not None and prompt_tokens > tier.above_tokens:
-            # `is None`, not `or`: a tier rate of 0 is a price, not an absent one.
-            return _resolve(_pick(tier.input, self.input), _pick(tier.output, self.output),
-                            _pick(tier.cached_input, self.cached_input),
-                            _pick(tier.cache_write, self.cache_write),
-                            _pick(tier.reasoning, self.reasoning))
-        return _resolve(self.input, self.output, self.cached_input, self.cache_write,
-                        self.reasoning)
+        if tier is None:
+            return standard, 0, None
+        # `is None`, not `or`: a tier rate of 0 is a price, not an absent one.
+        return standard, tier.above_tokens, _resolve(
+            _pick(tier.input, self.input), _pick(tier.output, self.output),
+            _pick(tier.cached_input, self.cached_input),
+            _pick(tier.cache_write, self.cache_write), _pick(tier.reasoning, self.reasoning))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_tiers", None)  # resolved again from the copy's own fields
+        return copied
 
 
 def _pick(tier: Decimal | None, standard: Decimal | None) -> Decimal | None:

@@ -17,8 +17,9 @@ from turnout.core.events import TextDelta, ThinkingDelta, ToolArgsDelta
 from turnout.core.parts import Part, TextPart, ThinkingPart
 from turnout.core.response import ChatResponse, Usage
 from turnout.engine.pipeline import Batch, Call, CallEnd, Stage
-from turnout.pricing.cost import Cost, cost
+from turnout.pricing.cost import Cost, cost, micro_usd
 from turnout.pricing.estimate import settle_usage
+from turnout.pricing.table import Price
 from turnout.providers.types import Deployment
 from turnout.tokens.count import counter_for
 
@@ -29,20 +30,25 @@ class Metered:
 
     deployment: Deployment | None
     usage: Usage
-    cost: Cost | None
+    price: Price | None
     """None when the deployment has no price (counted as zero dollars)."""
     estimated: bool
+    micro_usd: int
+    """The cost in micro-dollars, rounded up (`cost.micro_usd()`, in integer arithmetic)."""
 
     @property
-    def micro_usd(self) -> int:
-        return 0 if self.cost is None else self.cost.micro_usd()
+    def cost(self) -> Cost | None:
+        """The exact cost by billed kind (computed on each use: the budget stage needs only
+        `micro_usd`); None when the deployment has no price."""
+        return None if self.price is None else cost(self.usage, self.price,
+                                                    estimated=self.estimated)
 
     @property
     def tokens(self) -> int:
         return self.usage.input_tokens + self.usage.output_tokens
 
 
-_NOTHING = Metered(None, Usage(), None, False)
+_NOTHING = Metered(None, Usage(), None, False, 0)
 
 
 @dataclass(slots=True)
@@ -99,5 +105,5 @@ def _meter(call: Call, end: CallEnd) -> Metered:
     counter = counter_for(deployment.dialect, deployment.target.model)
     settled = settle_usage(call.request, response, counter, complete=end.error is None)
     price = deployment.info.price
-    billed = None if price is None else cost(settled.usage, price, estimated=settled.estimated)
-    return Metered(deployment, settled.usage, billed, settled.estimated)
+    micros = 0 if price is None else micro_usd(settled.usage, price)
+    return Metered(deployment, settled.usage, price, settled.estimated, micros)

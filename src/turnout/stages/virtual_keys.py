@@ -37,11 +37,12 @@ class VirtualKeys:
         record, tenant = entry.key, entry.tenant
         if record is None or tenant is None or not keys.verify(secret, record.digest):
             return False
-        now = self._now()
-        if record.revoked_at is not None and record.revoked_at <= now:
-            raise AuthenticationFailed("This API key has been revoked.")
-        if record.expires_at is not None and record.expires_at <= now:
-            raise AuthenticationFailed("This API key has expired.")
+        if record.revoked_at is not None or record.expires_at is not None:
+            now = self._now()
+            if record.revoked_at is not None and record.revoked_at <= now:
+                raise AuthenticationFailed("This API key has been revoked.")
+            if record.expires_at is not None and record.expires_at <= now:
+                raise AuthenticationFailed("This API key has expired.")
         if tenant.disabled_at is not None:
             raise PermissionDenied("This API key's tenant is disabled.")
         ctx.principal = f"{tenant.id}/{record.id}"

@@ -116,6 +116,22 @@ class BudgetLedger(Protocol):
 
 def check_charges(charges: Sequence[Charge], lease_s: float) -> None:
     """Reject malformed charges before they reach a store (same rules for every store)."""
+    if 0 < lease_s < math.inf:  # the common case in one pass; any doubt: rule by rule
+        seen: set[str] = set()
+        for charge in charges:
+            key, ttl = charge.key, charge.ttl_s
+            if (not key or key in seen or not 0 <= charge.amount <= MAX_UNITS
+                    or not 0 <= charge.limit <= MAX_UNITS
+                    or (ttl is not None and not 0 < ttl < math.inf)):
+                break
+            seen.add(key)
+        else:
+            return
+    _explain_charges(charges, lease_s)
+
+
+def _explain_charges(charges: Sequence[Charge], lease_s: float) -> None:
+    """Raise the first problem of a reservation, in the order the rules are stated."""
     if not (lease_s > 0 and math.isfinite(lease_s)):
         raise ValueError("a reservation's lease must be a positive number of seconds")
     seen: set[str] = set()
@@ -134,8 +150,9 @@ def check_charges(charges: Sequence[Charge], lease_s: float) -> None:
 
 def check_actual(actual: Mapping[str, int] | int) -> None:
     amounts = actual.values() if isinstance(actual, Mapping) else (actual,)
-    if not all(0 <= a <= MAX_UNITS for a in amounts):
-        raise ValueError("actual amounts must be integers in [0, 2**53)")
+    for amount in amounts:
+        if not 0 <= amount <= MAX_UNITS:
+            raise ValueError("actual amounts must be integers in [0, 2**53)")
 
 
 def key_ttl_s(charge: Charge, default_s: float, lease_s: float) -> float:

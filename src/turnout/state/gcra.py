@@ -40,16 +40,31 @@ def decide(limits: Sequence[Limit], tats: Sequence[float],
     """The admission for `limits` given each key's TAT, already raised to `now`
     (`max(stored, now)`, or `now` for a key never seen), and each key's new TAT when
     admitted (None when refused: nothing changes)."""
+    # The same float operations as `terms` and `_state`, inlined: this runs per request.
     news: list[float] = []
-    refused: list[bool] = []
+    states: list[LimitState] = []
     for limit, tat in zip(limits, tats, strict=True):
-        increment, tolerance = terms(limit)
-        new = tat + increment
+        interval = limit.period_s / limit.rate
+        new = tat + limit.cost * interval
+        if new - (limit.burst + EPSILON_UNITS) * interval - now > 0:
+            return _refused(limits, tats, now)
         news.append(new)
-        refused.append(new - tolerance - now > 0)
-    if not any(refused):
-        return Admission(True, tuple(_state(limit, new, now, 0.0)
-                                     for limit, new in zip(limits, news, strict=True))), news
+        used = new - now
+        if used < 0.0:
+            used = 0.0
+        burst = limit.burst
+        remaining = math.floor((burst * interval - used) / interval + EPSILON_UNITS)
+        if remaining < 0:
+            remaining = 0
+        states.append(LimitState(limit, burst if burst < remaining else remaining, used, 0.0))
+    return Admission(True, tuple(states)), news
+
+
+def _refused(limits: Sequence[Limit], tats: Sequence[float], now: float
+             ) -> tuple[Admission, None]:
+    """A refusal: every limit's state (retry times for the refused ones), nothing taken."""
+    refused = [tat + increment - tolerance - now > 0
+               for tat, (increment, tolerance) in zip(tats, map(terms, limits), strict=True)]
     states = tuple(_state(limit, tat, now, _retry_after(limit, tat, now) if no else 0.0)
                    for limit, tat, no in zip(limits, tats, refused, strict=True))
     worst = max((s for s, no in zip(states, refused, strict=True) if no),

@@ -122,6 +122,20 @@ class RateLimiter(Protocol):
 def check_limits(limits: Sequence[Limit]) -> None:
     """Reject malformed limits before they reach a store (same rules for every store)."""
     seen: set[str] = set()
+    for limit in limits:  # the common case in one pass; any doubt: the checks one by one
+        key, period = limit.key, limit.period_s
+        if (not key or key in seen or limit.rate <= 0 or limit.burst <= 0 or limit.cost < 0
+                or not 0 < period < math.inf):
+            break
+        seen.add(key)
+    else:
+        return
+    _explain_limits(limits)
+
+
+def _explain_limits(limits: Sequence[Limit]) -> None:
+    """Raise the first problem of `limits`, in the order the rules are stated."""
+    seen: set[str] = set()
     for limit in limits:
         if not limit.key:
             raise ValueError("a rate limit needs a key")

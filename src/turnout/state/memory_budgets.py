@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from turnout.resilience.clock import Clock
 from turnout.state.budgets import (
     DEFAULT_KEY_TTL_S,
+    KEEP_AFTER_LEASE_S,
     BudgetDenied,
     BudgetUsage,
     Charge,
     Reservation,
     check_actual,
     check_charges,
-    key_ttl_s,
     resolve_actual,
 )
 
@@ -55,20 +55,32 @@ class MemoryBudgetLedger:
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], lease_s: float,
                       now: float | None = None) -> Reservation | BudgetDenied:
         check_charges(charges, lease_s)
-        at = self._now(now)
+        at = self._clock.monotonic() if now is None else now
         existing = self._held.get(reservation_id)
         if existing is not None:
             return existing.reservation
-        budgets = [self._budget(charge.key, at) for charge in charges]
-        for charge, budget in zip(charges, budgets, strict=True):
+        stored = self._budgets
+        budgets: list[_Budget] = []
+        for charge in charges:
+            budget = stored.get(charge.key)
+            if budget is None or budget.expires_at <= at:
+                budget = _Budget()  # unknown or expired: stored only if reserved below
             if budget.spent + budget.reserved + charge.amount > charge.limit:
                 return BudgetDenied(charge, budget.spent, budget.reserved)
+            budgets.append(budget)
         ttls: dict[str, float] = {}
+        default_ttl_s = self._default_ttl_s
+        keep_s = lease_s + KEEP_AFTER_LEASE_S
         for charge, budget in zip(charges, budgets, strict=True):
-            ttls[charge.key] = key_ttl_s(charge, self._default_ttl_s, lease_s)
+            ttl = default_ttl_s if charge.ttl_s is None else charge.ttl_s
+            if keep_s > ttl:  # `key_ttl_s`: max(ttl, lease_s + KEEP_AFTER_LEASE_S)
+                ttl = keep_s
+            ttls[charge.key] = ttl
             budget.reserved += charge.amount
-            budget.expires_at = max(budget.expires_at, at + ttls[charge.key])
-            self._budgets[charge.key] = budget
+            expires_at = at + ttl
+            if expires_at > budget.expires_at:  # max(budget.expires_at, at + ttl)
+                budget.expires_at = expires_at
+            stored[charge.key] = budget
         reservation = Reservation(reservation_id, tuple(charges), at + lease_s)
         self._held[reservation_id] = _Held(reservation, ttls)
         heapq.heappush(self._expiries, (reservation.expires_at, reservation_id))
@@ -79,8 +91,13 @@ class MemoryBudgetLedger:
         held = self._held.get(reservation_id)
         if held is None:
             return False
-        amounts = {c.key: c.amount for c in held.reservation.charges}
-        actuals = resolve_actual(reservation_id, amounts, actual)
+        charges = held.reservation.charges
+        if type(actual) is dict and len(actual) == len(charges) and all(
+                c.key in actual for c in charges):
+            actuals: Mapping[str, int] = actual  # names exactly the (distinct) keys
+        else:
+            amounts = {c.key: c.amount for c in charges}
+            actuals = resolve_actual(reservation_id, amounts, actual)
         self._close(reservation_id, held, actuals, self._clock.monotonic())
         return True
 

@@ -35,11 +35,15 @@ class MemoryRateLimiter:
     async def acquire(self, limits: Sequence[Limit], now: float | None = None) -> Admission:
         check_limits(limits)
         at = self._clock.monotonic() if now is None else now
-        tats = [max(self._tats.get(limit.key, at), at) for limit in limits]
+        stored = self._tats
+        tats: list[float] = []
+        for limit in limits:
+            tat = stored.get(limit.key, at)
+            tats.append(at if at > tat else tat)  # max(tat, at)
         admission, news = gcra.decide(limits, tats, at)
         if news is not None:
             for limit, tat in zip(limits, news, strict=True):
-                self._tats[limit.key] = tat
+                stored[limit.key] = tat
         return admission
 
     async def enter(self, key: str, limit: int, lease_s: float,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ _ID_LEN = 16
 _SECRET_BYTES = 32
 _SECRET_LEN = 43  # len(urlsafe_b64encode(32 bytes)) without padding
 _ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
-_SECRET_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_KEY = re.compile(f"{PREFIX}([a-z2-7]{{{_ID_LEN}}})_([A-Za-z0-9_-]{{{_SECRET_LEN}}})")
+"""A whole key: the prefix, an id of `_ID_ALPHABET`, `_`, a secret in URL-safe base64."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +43,8 @@ def mint() -> NewKey:
 
 def parse(token: str) -> tuple[str, str] | None:
     """`(key_id, secret)` of a well-formed virtual key, else None (cheap: no hashing)."""
-    if len(token) != len(PREFIX) + _ID_LEN + 1 + _SECRET_LEN or not token.startswith(PREFIX):
-        return None
-    key_id = token[len(PREFIX):len(PREFIX) + _ID_LEN]
-    if token[len(PREFIX) + _ID_LEN] != "_":
-        return None
-    secret = token[len(PREFIX) + _ID_LEN + 1:]
-    if not _ID_ALPHABET.issuperset(key_id) or not _SECRET_ALPHABET.issuperset(secret):
-        return None
-    return key_id, secret
+    match = _KEY.fullmatch(token)
+    return None if match is None else (match[1], match[2])
 
 
 def looks_like_key_id(value: str) -> bool:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
+from typing import get_args
 
 import orjson
 import tiktoken
@@ -30,7 +31,7 @@ from turnout.core.parts import (
     ToolCallPart,
     ToolResultPart,
 )
-from turnout.core.request import ChatRequest, ToolDefinition
+from turnout.core.request import ChatRequest, Role, ToolDefinition
 from turnout.tokens.encodings import encoding_name_for_model, get_encoding
 from turnout.tokens.images import ImageFamily, image_tokens
 
@@ -83,11 +84,26 @@ class TokenCounter:
     encoding: tiktoken.Encoding
     factor: Fraction
     """1 for an exact count; the family's estimate factor otherwise."""
+    _exact: bool = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+    _roles: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    """Raw tokens of each message role (counted once: every message has one)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_exact", self.factor == 1)
+        object.__setattr__(self, "_hash", hash((self.family, self.encoding, self.factor)))
+        object.__setattr__(self, "_roles", MappingProxyType({
+            role: len(self.encoding.encode_ordinary(role)) for role in get_args(Role)}))
+
+    def __hash__(self) -> int:
+        # The hash `dataclass` would generate from the compared fields, computed once
+        # (counters are dictionary keys per request; hashing a Fraction is slow).
+        return self._hash
 
     @property
     def exact(self) -> bool:
         """True when this is the model's own tokenizer, not a scaled estimate."""
-        return self.factor == 1
+        return self._exact
 
     def text(self, text: str) -> int:
         """Tokens of plain text (special-token markers in it count as ordinary text)."""
@@ -97,8 +113,10 @@ class TokenCounter:
         """Prompt tokens of `request`: messages, tool definitions and images."""
         raw = REPLY_PRIMING
         images = 0
+        roles = self._roles
         for message in request.messages:
-            raw += MESSAGE_OVERHEAD + self._raw(message.role)
+            role = roles.get(message.role)
+            raw += MESSAGE_OVERHEAD + (self._raw(message.role) if role is None else role)
             if message.name:
                 raw += NAME_OVERHEAD + self._raw(message.name)
             part_raw, part_images = self._parts(message.parts)
@@ -107,18 +125,18 @@ class TokenCounter:
         raw += self._tools(request.tools)
         extra = ANTHROPIC_TOOL_PROMPT if request.tools and self.family == "anthropic" else 0
         # Tool framing and image formulas are approximations even for an exact tokenizer.
-        exact = self.exact and not request.tools and not images
+        exact = self._exact and not request.tools and not images
         return TokenCount(self._scaled(raw) + images + extra, exact)
 
     def output(self, parts: Iterable[Part]) -> TokenCount:
         """Output tokens of generated parts (text, tool calls, thinking)."""
         raw, _ = self._parts(parts)
-        return TokenCount(self._scaled(raw), self.exact)
+        return TokenCount(self._scaled(raw), self._exact)
 
     def reasoning(self, parts: Iterable[Part]) -> TokenCount:
         """The thinking share of `output(parts)`."""
         raw = sum(self._raw(p.text) for p in parts if isinstance(p, ThinkingPart))
-        return TokenCount(self._scaled(raw), self.exact)
+        return TokenCount(self._scaled(raw), self._exact)
 
     def _parts(self, parts: Iterable[Part]) -> tuple[int, int]:
         raw = images = 0
@@ -151,7 +169,7 @@ class TokenCounter:
         return len(self.encoding.encode_ordinary(text)) if text else 0
 
     def _scaled(self, raw: int) -> int:
-        return raw if self.factor == 1 else math.ceil(raw * self.factor)
+        return raw if self._exact else math.ceil(raw * self.factor)
 
 
 def family_for(dialect: str, model: str) -> Family:
