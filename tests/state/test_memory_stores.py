@@ -70,3 +70,19 @@ async def test_concurrent_tasks_cannot_overspend() -> None:
         ledger.reserve(f"r{i}", [Charge("k", 100, 30)], lease_s=60.0) for i in range(50)))
     assert sum(isinstance(r, Reservation) for r in results) == 3
     assert await ledger.usage("k") == BudgetUsage(0, 90)
+
+
+async def test_an_id_reserved_again_after_settling_is_swept_at_its_new_lease_only() -> None:
+    """Found by the property test: the first lease's expiry, still queued for the sweep,
+    must not sweep the second reservation under the same id before its own lease ends."""
+    clock = FakeClock(start=1_000.0)
+    ledger = MemoryBudgetLedger(clock)
+    await ledger.reserve("r0", [], 0.5)
+    assert await ledger.settle("r0", 0)
+    await ledger.reserve("r0", [Charge("day", 10, 4)], 1.0)
+    clock.advance(0.5)
+    assert await ledger.sweep() == []
+    assert (await ledger.usage("day")).reserved == 4
+    clock.advance(0.5)
+    assert await ledger.sweep() == ["r0"]
+    assert await ledger.usage("day") == (4, 0)

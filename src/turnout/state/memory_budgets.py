@@ -105,10 +105,10 @@ class MemoryBudgetLedger:
         at = self._now(now)
         swept: list[str] = []
         while self._expiries and self._expiries[0][0] <= at:
-            _, reservation_id = heapq.heappop(self._expiries)
+            expiry, reservation_id = heapq.heappop(self._expiries)
             held = self._held.get(reservation_id)
-            if held is None:
-                continue  # settled before its lease ran out
+            if held is None or held.reservation.expires_at != expiry:
+                continue  # settled before its lease ran out (and perhaps reserved again)
             full = {c.key: c.amount for c in held.reservation.charges}
             self._close(reservation_id, held, full, at)
             swept.append(reservation_id)
