@@ -11,14 +11,16 @@ then only adds integers and compares times, identically on both databases.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, available_timezones
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                       r"(Z|[+-]\d{2}:\d{2})")
+# [0-9], not \d: \d also matches other scripts' digits (Arabic-Indic, Devanagari...).
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_DATETIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                       r"(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2})")
 DATE_OR_DATETIME = f"^(?:{_DATE.pattern}|{_DATETIME.pattern})$"
 """The shapes a report bound may take: `2026-12-01` (midnight in the report's zone) or an
 RFC 3339 time with its offset (`2026-12-01T08:30:00Z`, `...+01:00`)."""
@@ -35,14 +37,15 @@ class BadBound(ValueError):
     """A report bound that is neither a date nor an RFC 3339 time with an offset."""
 
 
-def zone_names() -> list[str]:
+@functools.cache  # the zone database does not change under a running process
+def zone_names() -> tuple[str, ...]:
     """Every IANA zone this machine knows, sorted (what a report's zone may be)."""
-    return sorted(available_timezones())
+    return tuple(sorted(available_timezones()))
 
 
 def report_zone(name: str) -> ZoneInfo:
     """The zone named `name` (ValueError if it is not an IANA zone name)."""
-    if not _ZONE_NAME.fullmatch(name) or len(name) > 64 or name not in available_timezones():
+    if not _ZONE_NAME.fullmatch(name) or len(name) > 64 or name not in zone_names():
         raise ValueError(f"unknown time zone {name[:80]!r}: use an IANA name such as UTC "
                          "or Europe/Paris")
     return ZoneInfo(name)
