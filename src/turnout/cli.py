@@ -1,4 +1,4 @@
-"""`turnout serve | check | sim | tenants | keys | tenancy reencrypt`."""
+"""`turnout serve | check | sim | tenants | keys | report spend | tenancy reencrypt`."""
 
 from __future__ import annotations
 
@@ -28,14 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from turnout import cli_tenancy
 
         return cli_tenancy.run(args, _config_path(parser, args))
+    if args.command == "report":
+        from turnout import cli_report
+
+        return cli_report.run(args, _config_path(parser, args))
     if args.command == "tenancy":
         return _reencrypt(_config_path(parser, args))
     return _serve(_config_path(parser, args), args.host, args.port, args.log_format)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `turnout serve | check | sim | tenancy reencrypt`, every option
-    with its help."""
+    """The command line: `turnout serve | check | sim | tenants | keys | report spend |
+    tenancy reencrypt`, every option with its help."""
     parser = argparse.ArgumentParser(prog="turnout", description="Turnout LLM gateway")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from turnout.cli_tenancy import add_commands
 
     add_commands(commands)
+    from turnout.cli_report import add_commands as add_report_commands
+
+    add_report_commands(commands)
     tenancy = commands.add_parser("tenancy", help="maintain the tenancy database")
     tenancy_commands = tenancy.add_subparsers(dest="tenancy_command", required=True,
                                               help="the maintenance task")

@@ -129,19 +129,11 @@ def _policy(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace, config: str | None) -> int:
     """Send the command's request and print the answer; 0 on success, 1 otherwise."""
-    request = request_for(args)
-    if args.gateway:
-        admin_key = os.environ.get("TURNOUT_ADMIN_KEY")
-        if not admin_key:
-            print("--gateway needs the admin key in $TURNOUT_ADMIN_KEY", file=sys.stderr)
-            return 2
-        status, answer = asyncio.run(_send(args.gateway.rstrip("/"), admin_key, request))
-    else:
-        try:
-            status, answer = asyncio.run(_in_process(config, request))
-        except _Unusable as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
+    try:
+        status, answer = call_admin(args.gateway, config, request_for(args))
+    except UnusableConfig as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
     if status >= 300:
         print(f"error: {status}", file=sys.stderr)
@@ -151,8 +143,21 @@ def run(args: argparse.Namespace, config: str | None) -> int:
     return 0
 
 
-class _Unusable(Exception):
-    """The config cannot serve the command (no tenancy section, invalid)."""
+def call_admin(gateway: str | None, config: str | None, request: Request) -> tuple[int, Any]:
+    """The status and JSON answer of one admin API request: sent to the running `gateway`
+    with $TURNOUT_ADMIN_KEY, else served in this process over the config's database
+    (UnusableConfig when neither can be done)."""
+    if gateway:
+        admin_key = os.environ.get("TURNOUT_ADMIN_KEY")
+        if not admin_key:
+            raise UnusableConfig("--gateway needs the admin key in $TURNOUT_ADMIN_KEY")
+        return asyncio.run(_send(gateway.rstrip("/"), admin_key, request))
+    return asyncio.run(_in_process(config, request))
+
+
+class UnusableConfig(Exception):
+    """The command cannot be sent: no admin key for --gateway, or a config without a
+    tenancy section, or an invalid one."""
 
 
 async def _send(base: str, admin_key: str, request: Request) -> tuple[int, Any]:
@@ -184,9 +189,9 @@ async def _in_process(config: str | None, request: Request) -> tuple[int, Any]:
     try:
         runtime = compile_config(load_config(config, os.environ), os.environ)
     except ConfigError as error:
-        raise _Unusable(f"{config or '(no config file)'}: invalid\n{error}") from None
+        raise UnusableConfig(f"{config or '(no config file)'}: invalid\n{error}") from None
     if runtime.tenancy is None:
-        raise _Unusable(f"{config or '(no config file)'} has no tenancy section: there is no "
+        raise UnusableConfig(f"{config or '(no config file)'} has no tenancy section: there is no "
                         "tenant database to manage")
     one_off = secrets.token_urlsafe(32)
     settings = dataclasses.replace(runtime.tenancy, admin_key=one_off)

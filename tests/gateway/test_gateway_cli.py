@@ -118,7 +118,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_option_of_every_command_has_help() -> None:
     parser = build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"serve", "check", "sim", "tenancy", "tenants", "keys"}
+    assert set(commands.choices) == {"serve", "check", "sim", "tenancy", "tenants", "keys",
+                                    "report"}
     pending = [commands]
     while pending:  # subcommands of subcommands (`tenancy reencrypt`) too
         group = pending.pop()

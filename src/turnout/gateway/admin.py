@@ -128,9 +128,10 @@ class AdminApi:
 
     def routes(self, more: Iterable[AdminRoute] = ()) -> list[web.RouteDef]:
         """aiohttp routes for these operations, the other admin modules' (bring your own
-        key) and `more`, and `GET /admin/v1/openapi.json`, the OpenAPI document describing
-        them all."""
-        from turnout.gateway.admin_byok import byok_operations  # it imports this module
+        key, spend reports) and `more`, and `GET /admin/v1/openapi.json`, the OpenAPI
+        document describing them all."""
+        from turnout.gateway.admin_byok import byok_operations  # they import this module
+        from turnout.gateway.admin_spend import spend_operations
 
         async def serve_document(http: web.Request, caller: AdminCaller) -> web.Response:
             return web.Response(body=document, content_type="application/json")
@@ -141,7 +142,8 @@ class AdminApi:
                        description="It describes the API and holds no secret and no "
                                    "tenant's data, so SDK generators need no key for it.",
                        tags=("meta",)),
-            *self.operations(), *byok_operations(self), *more]
+            *self.operations(), *byok_operations(self), *spend_operations(self),
+            *more]
         document = orjson.dumps(openapi_document(declared, version=API_VERSION))
         # One path's methods side by side: aiohttp joins adjacent routes of a path into one
         # resource, and a later resource for the same path would never be reached (405).

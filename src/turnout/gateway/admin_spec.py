@@ -66,6 +66,28 @@ class PathParam:
                 "minLength": 1, "maxLength": self.max_length}
 
 
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """An optional query parameter: its JSON Schema says exactly which values the handler
+    accepts (any other is a 400), so a fuzzer can tell valid values from invalid ones. An
+    `array` is sent as the parameter repeated (`?group_by=day&group_by=model`)."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+    example: Any = None
+
+    def document(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"name": self.name, "in": "query", "required": False,
+                                     "description": self.description,
+                                     "schema": dict(self.schema)}
+        if self.schema.get("type") == "array":
+            described.update(style="form", explode=True)
+        if self.example is not None:
+            described["example"] = self.example
+        return described
+
+
 TENANT_ID_PARAM = PathParam("tenant_id", "A tenant's id (a lowercase slug).",
                             TENANT_ID.pattern, 63, "acme")
 KEY_ID_PARAM = PathParam("key_id", "A virtual key's id (the 16 characters after `tk_`).",
@@ -124,9 +146,11 @@ class AdminRoute:
     body_example: Mapping[str, Any] | None = None
     """A valid body: shown in the document, used by the authorisation matrix test."""
     params: tuple[PathParam, ...] = ()
+    query: tuple[QueryParam, ...] = ()
+    """Its query parameters, all optional; any other in a request is a 400."""
     errors: frozenset[int] = frozenset()
     """Error statuses beyond those implied (401/403 unless public, 404 with path
-    parameters, 400/413/415 with a body), e.g. 409."""
+    parameters, 400/413/415 with a body, 400 with query parameters), e.g. 409."""
     description: str = ""
     tags: tuple[str, ...] = field(default=())
 
@@ -153,4 +177,6 @@ class AdminRoute:
             statuses.add(404)
         if self.body is not None:
             statuses |= {400, 413, 415}
+        if self.query:
+            statuses.add(400)
         return sorted(statuses)

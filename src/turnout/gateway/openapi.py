@@ -78,10 +78,11 @@ def _operation(route: AdminRoute, refs: dict[_Key, dict[str, Any]]) -> dict[str,
     if route.tags:
         operation["tags"] = list(route.tags)
     operation["security"] = [] if route.access is Access.PUBLIC else _SECURITY
-    if route.params:
+    if route.params or route.query:
         operation["parameters"] = [
-            {"name": p.name, "in": "path", "required": True, "description": p.description,
-             "schema": p.schema(), "example": p.example} for p in route.params]
+            *({"name": p.name, "in": "path", "required": True, "description": p.description,
+               "schema": p.schema(), "example": p.example} for p in route.params),
+            *(q.document() for q in route.query)]
     if route.body is not None:
         media: dict[str, Any] = {"schema": refs[(route.body, "validation")]}
         if route.body_example is not None:

@@ -1,0 +1,1 @@
+"""The spend ledger: what each upstream attempt cost, and reports over it."""
