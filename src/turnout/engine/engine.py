@@ -112,8 +112,10 @@ class Engine:
 
     async def start(self) -> None:
         """Start what the config wants started eagerly (local models with `start: startup`,
-        the shared health's subscription)."""
+        the shared health's subscription, the spend ledger's writer and its replay of dead
+        processes' journals)."""
         await self._start_health()
+        await self.resources.start()
         await start_local_servers(self._runtime)
 
     async def _start_health(self) -> None:

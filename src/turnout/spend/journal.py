@@ -87,9 +87,10 @@ class Journal:
 
     def start(self, record: SpendRecord) -> int:
         """Journal an attempt about to be sent (its worst-case record); returns its segment."""
-        self._write(_START + record.to_json()[1:] + b"\n")
         seq = self._seq
+        self._write(_START + record.to_json()[1:] + b"\n")
         self._segments[seq].open_starts += 1
+        self._rotate_if_full()
         return seq
 
     def end(self, record: SpendRecord, started_in: int) -> tuple[int, int]:
@@ -100,6 +101,7 @@ class Journal:
         if started is not None:
             started.open_starts -= 1
         self._segments[seq].unconfirmed += 1
+        self._rotate_if_full()
         return seq, offset
 
     def confirm(self, segments: Iterable[int]) -> None:
@@ -172,6 +174,9 @@ class Journal:
             raise OSError("the spend journal is closed")
         os.write(self._fd, line)
         self._size += len(line)
+
+    def _rotate_if_full(self) -> None:
+        # After the line's bookkeeping: a rotation collects segments, and must see it.
         if self._size >= self._segment_bytes:
             self.rotate()
 

@@ -6,7 +6,7 @@ it was charged; never the prompt or the answer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -58,8 +58,9 @@ class SpendRecord:
     conversation_id: str | None = None
 
     def row(self) -> dict[str, Any]:
-        """The record as column values for an insert."""
-        return asdict(self)
+        """The record as column values for an insert (not `dataclasses.asdict`, which
+        deep-copies every value: most of a batch write's CPU)."""
+        return {name: getattr(self, name) for name in _COLUMNS}
 
     def to_json(self) -> bytes:
         """One JSON object, no newline (orjson writes the dataclass directly)."""
@@ -69,15 +70,18 @@ class SpendRecord:
     def from_json(cls, data: bytes | dict[str, Any]) -> SpendRecord:
         """The record `to_json` wrote (unknown keys are ignored). Raises ValueError,
         TypeError or KeyError on a malformed line."""
-        fields = orjson.loads(data) if isinstance(data, bytes) else data
-        if not isinstance(fields, dict):
+        values = orjson.loads(data) if isinstance(data, bytes) else data
+        if not isinstance(values, dict):
             raise ValueError("a spend record is a JSON object")
-        started = fields["started_at"]
+        started = values["started_at"]
         if not isinstance(started, str):
             raise ValueError("started_at is an ISO 8601 string")
-        known = {name: fields[name] for name in cls.__slots__ if name in fields}
+        known = {name: values[name] for name in cls.__slots__ if name in values}
         known["started_at"] = datetime.fromisoformat(started)
         return cls(**known)
+
+
+_COLUMNS = tuple(f.name for f in fields(SpendRecord))
 
 
 def conversation_id(value: object) -> str | None:
