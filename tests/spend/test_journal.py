@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -168,25 +167,24 @@ async def test_a_live_process_journal_is_never_replayed_a_killed_ones_is(
         print("ready", flush=True)
         time.sleep(60)
     """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", script,
+                                                   stdout=asyncio.subprocess.PIPE)
     try:
         assert process.stdout is not None
-        assert await asyncio.to_thread(process.stdout.readline) == b"ready\n"
+        assert await process.stdout.readline() == b"ready\n"
         store = SqlSpendStore(sqlite_engine)
         assert (await replay_dead(directory, store)).journals == 0  # alive: its lock holds
         assert len(files(directory)) == 1
         mine = Journal(directory)  # a live journal of this process is not replayed either
         mine.start(worst("mine-1"))
         os.kill(process.pid, signal.SIGKILL)
-        await asyncio.to_thread(process.wait)
+        await process.wait()
         replayed = await replay_dead(directory, store)
         assert (replayed.journals, replayed.interrupted) == (1, 1)
-        assert list((await rows(sqlite_engine))) == ["live-1"]
+        assert list(await rows(sqlite_engine)) == ["live-1"]
         assert [p.name.startswith(mine.prefix) for p in files(directory)] == [True]
         mine.close()
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+            await process.wait()
