@@ -152,3 +152,19 @@ async def test_an_upstream_error_with_no_answer_is_one_error_row(
     assert status == 400
     (row,) = await ledger(gw)
     assert (row["outcome"], row["status"], row["output_tokens"]) == ("error", 400, 0)
+
+
+async def test_the_metrics_say_what_was_written_and_what_waits(gw: Gateway) -> None:
+    admin = Admin(gw)
+    await admin.tenant("acme")
+    key = await admin.key("acme")
+    await call(gw, key, "openai", "oa", 1, False)
+    await ledger(gw)
+    async with gw.http.get(gw.url + "/metrics",
+                           headers={"Authorization": f"Bearer {STATIC_KEY}"}) as response:
+        text = await response.text()
+    assert "turnout_spend_records_written_total 1.0" in text
+    assert "turnout_spend_records_pending 0.0" in text
+    assert "turnout_spend_records_spilled 0.0" in text
+    assert "turnout_spend_write_failures_total 0.0" in text
+    assert "turnout_spend_degraded 0.0" in text
