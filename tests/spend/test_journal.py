@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from conftest import count, record, rows
+from _spend_db import count, record, rows
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from turnout.spend.journal import Journal, parse_line, replay_dead

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import record
+from _spend_db import record
 
 from turnout.spend.records import SpendRecord, conversation_id
 

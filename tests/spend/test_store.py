@@ -3,7 +3,7 @@ however often it is written."""
 
 from __future__ import annotations
 
-from conftest import count, record, rows
+from _spend_db import count, record, rows
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from turnout.spend.store import SqlSpendStore

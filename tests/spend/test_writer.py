@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import count, record
+from _spend_db import count, record
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from turnout.spend.journal import Journal

@@ -155,7 +155,10 @@ class LedgerWriter:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            # Never cut a write mid-transaction: a cancelled SQLite write may keep its lock
+            # until its connection is collected, and the final writes below would wait on it.
+            async with self._draining:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(TimeoutError):
