@@ -168,3 +168,26 @@ async def test_the_metrics_say_what_was_written_and_what_waits(gw: Gateway) -> N
     assert "turnout_spend_records_spilled 0.0" in text
     assert "turnout_spend_write_failures_total 0.0" in text
     assert "turnout_spend_degraded 0.0" in text
+
+
+class _DownStore:
+    async def write_many(self, records: object) -> None:
+        raise ConnectionRefusedError("database down")
+
+
+async def test_while_the_database_fails_records_wait_and_readyz_says_degraded(
+        gw: Gateway) -> None:
+    admin = Admin(gw)
+    await admin.tenant("acme")
+    key = await admin.key("acme")
+    (writer,) = gw.engine.resources.all_spend_ledgers()
+    store, writer._store = writer._store, _DownStore()  # type: ignore[assignment]
+    assert (await call(gw, key, "openai", "oa", 1, True))[0] == 200
+    assert not await writer.flush()
+    assert gw.engine.readiness()["spend_ledger"].startswith("degraded")
+    async with gw.http.get(gw.url + "/readyz") as response:
+        assert response.status == 200  # it keeps serving
+    writer._store = store
+    rows = await ledger(gw)
+    assert [r["request_id"] for r in rows] == ["spend-check-1"]
+    assert gw.engine.readiness()["spend_ledger"] == "ready"
