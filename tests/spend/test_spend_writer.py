@@ -154,3 +154,29 @@ def test_a_journal_prefix_is_unique_per_journal(tmp_path: Path) -> None:
     assert first.prefix != second.prefix
     first.close()
     second.close()
+
+
+async def test_records_arriving_during_a_write_wait_for_the_next_batch(tmp_path: Path) -> None:
+    """Otherwise each write lets in a few records, written at once in a small transaction
+    of their own: a busy gateway would write one tiny batch after another."""
+    release = asyncio.Event()
+
+    class SlowStore(FlakyStore):
+        async def write_many(self, records: Sequence[SpendRecord]) -> None:
+            await release.wait()
+            await super().write_many(records)
+
+    store = SlowStore()
+    writer = writer_for(tmp_path, store, interval_s=60.0)  # no background round meanwhile
+    for i in range(10):
+        attempt(writer, f"a{i}")
+    flushing = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0.01)  # the write of those 10 is under way
+    for i in range(10, 100):
+        attempt(writer, f"a{i}")
+    release.set()
+    assert await flushing
+    assert (store.batches, len(store.writes), writer.pending) == (1, 10, 90)
+    assert await writer.flush()
+    assert (store.batches, len(store.writes), writer.pending) == (2, 100, 0)
+    await writer.aclose()

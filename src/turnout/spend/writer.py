@@ -147,6 +147,7 @@ class LedgerWriter:
         """Write what waits now (queue and spilled records); False if the database failed."""
         return await self._drain()
 
+
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Stop, after writing what waits (for up to `timeout_s`). What could not be
         written stays in the journal, for the next start."""
@@ -197,8 +198,13 @@ class LedgerWriter:
         try:
             store = self._store or await self._connect()
             queue = self._queue
-            while queue:
-                chunk = list(itertools.islice(queue, self._batch))
+            # Only what waits now: records arriving meanwhile wait for the next round, so
+            # batches stay large (writing on until the queue is empty wrote the few records
+            # each write let in, one small transaction after another: 16 a batch, measured).
+            waiting = len(queue)
+            while waiting > 0 and queue:
+                chunk = list(itertools.islice(queue, min(self._batch, waiting)))
+                waiting -= len(chunk)
                 await store.write_many([record for record, _ in chunk])
                 for _ in chunk:
                     queue.popleft()
