@@ -25,6 +25,7 @@ from turnout.config.runtime import (
 )
 from turnout.config.schema import GatewayConfig, LocalProvider, ProviderConfig, TargetConfig
 from turnout.config.secrets import SecretError
+from turnout.config.tenancy import default_spend_journal
 from turnout.core.scrub import SecretScrubber
 from turnout.dialects.base import UpstreamTarget
 from turnout.local.model import bundled_model_path
@@ -197,7 +198,8 @@ def _tenancy_settings(
     return TenancySettings(database_url=url, admin_key=admin_key,
                            key_cache_s=section.key_cache_s, master_keys=byok.master_keys,
                            budget_timezone=section.budget_timezone,
-                           byok_providers=byok.providers)
+                           byok_providers=byok.providers,
+                           spend_journal=section.spend_journal or default_spend_journal(url))
 
 
 def compile_tenancy(config: GatewayConfig, environ: Mapping[str, str]) -> TenancySettings:

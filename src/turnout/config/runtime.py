@@ -58,6 +58,8 @@ class TenancySettings:
     bring their own keys."""
     byok_providers: frozenset[str] = frozenset()
     """The configured providers tenants may store keys for (empty without master keys)."""
+    spend_journal: str = "turnout-spend-journal"
+    """The spend ledger's journal directory."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,25 @@ class TenancyConfig(BaseModel):
             raise ValueError(f"master key ids must be unique: {', '.join(twice)} given twice")
         return value
 
+    spend_journal: str | None = None
+    """The directory of the spend ledger's local journal (relative to the config file),
+    where every upstream attempt is recorded before it is sent, so a gateway killed
+    mid-request loses no spend record. Default: `NAME.spend-journal` next to a SQLite
+    database `NAME.db`, `turnout-spend-journal` in the working directory for PostgreSQL.
+    Replicas may share it (each process journals to files of its own)."""
+
+    @field_validator("spend_journal")
+    @classmethod
+    def _journal_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("expected a directory path")
+        base_dir = (info.context or {}).get("base_dir")
+        if Path(value).is_absolute() or base_dir is None:
+            return value
+        return str(Path(base_dir) / value)
+
     budget_timezone: str = "UTC"
     """The IANA time zone whose midnight starts a budget's day (and whose first of the
     month starts its month), e.g. `Europe/Paris`."""
@@ -92,3 +111,14 @@ def sqlite_url(url: str, base_dir: Path | None) -> str:
     if path in ("", ":memory:") or Path(path).is_absolute() or base_dir is None:
         return url
     return f"sqlite:///{Path(base_dir) / path}"
+
+
+def default_spend_journal(database_url: str) -> str:
+    """Where the spend journal goes when `spend_journal` is not set: next to a SQLite
+    database file, else (PostgreSQL, an in-memory SQLite) in the working directory."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            db = Path(path)
+            return str(db.with_name(f"{db.stem}.spend-journal"))
+    return "turnout-spend-journal"

@@ -70,6 +70,9 @@ class CallContext:
     response_headers: dict[str, str] | None = None
     """Headers a stage wants on the answer, success or error (rate-limit state); the
     gateway sends them, the library leaves them for the caller to read."""
+    conversation_id: str | None = None
+    """The client's conversation id (the gateway reads `x-turnout-conversation-id`), kept in
+    the spend ledger; the request's `metadata.conversation_id` when unset."""
     max_tokens_capped: int | None = None
     """Set when the serving target got a smaller `max_tokens` than the request asked for
     (its declared output limit); the gateway reports it as `x-turnout-max-tokens-capped`."""

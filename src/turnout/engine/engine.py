@@ -112,8 +112,10 @@ class Engine:
 
     async def start(self) -> None:
         """Start what the config wants started eagerly (local models with `start: startup`,
-        the shared health's subscription)."""
+        the shared health's subscription, the spend ledger's writer and its replay of dead
+        processes' journals)."""
         await self._start_health()
+        await self.resources.start()
         await start_local_servers(self._runtime)
 
     async def _start_health(self) -> None:
@@ -129,7 +131,8 @@ class Engine:
     def readiness(self) -> dict[str, str]:
         """Status of every component whose readiness can vary (local models, and with
         `state.redis` the shared health: `degraded: ...` while Redis is away, which leaves
-        the gateway ready, since it keeps serving with per-process health)."""
+        the gateway ready, since it keeps serving with per-process health; with tenancy the
+        spend ledger, degraded while its database fails: records wait in the journal)."""
         components = {f"local:{name}": server.status
                       for name, server in self._runtime.local_servers.items()}
         if self._runtime.state.redis_url is not None:
@@ -138,6 +141,10 @@ class Engine:
         if shared:
             components["shared_state"] = ("degraded: Redis unreachable, limits per process"
                                           if any(s.degraded for s in shared) else "ready")
+        for writer in self.resources.all_spend_ledgers():
+            components["spend_ledger"] = (
+                f"degraded: database unreachable, {writer.pending + writer.spilled} spend "
+                "records wait in the journal" if writer.degraded else "ready")
         return components
 
     def plan(self, request: ChatRequest) -> list[Candidate]:

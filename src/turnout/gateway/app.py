@@ -19,6 +19,7 @@ from turnout.gateway.probes import MonitoringAccess, Probes
 from turnout.observability.handler import metrics_handler
 from turnout.observability.metrics import PrometheusObserver, StateCollector
 from turnout.observability.quota_metrics import QuotaCollector
+from turnout.observability.spend_metrics import SpendCollector
 
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", PrometheusObserver)
@@ -37,6 +38,7 @@ def create_gateway(runtime: RuntimeConfig, *, engine: Engine | None = None,
             engine.observers.add(observer)
     metrics.registry.register(StateCollector(engine.state))
     metrics.registry.register(QuotaCollector(engine.resources.all_shared_stores))
+    metrics.registry.register(SpendCollector(engine.resources.all_spend_ledgers))
     settings = runtime.server
     # aiohttp's own body limit sits above ours so that we answer 413 in the dialect's shape.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)

@@ -68,6 +68,9 @@ class ChatHandler:
             await self.engine.authenticate(ctx)
             request = self.dialect.decode_request(await self._read_json(http))
             ctx.timeout_s = _client_timeout(http.headers)
+            conversation = http.headers.get("x-turnout-conversation-id")
+            if conversation:  # checked and cut to size by the ledger, never refused
+                ctx.conversation_id = conversation
             if request.stream:
                 # Errors before the first event still become a normal error response.
                 stream = await self.engine.stream(request, ctx)

@@ -1,1 +1,3 @@
-"""The spend ledger: what each upstream attempt cost, and reports over it."""
+"""The spend ledger: one durable record per upstream attempt (who, what, how many tokens,
+what it cost), journaled locally before the attempt is sent and written to the tenancy
+database in batches, off the request path."""

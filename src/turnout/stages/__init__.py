@@ -35,4 +35,9 @@ def config_stages(runtime: RuntimeConfig, resources: StageResources) -> list[Sta
         from turnout.stages.byok import BringYourOwnKey  # cryptography only when used
 
         stages.append(BringYourOwnKey(runtime.tenancy, resources))
+    if runtime.tenancy is not None:
+        # After BYOK: an attempt is journaled with the deployment it is really sent to.
+        from turnout.stages.ledger import Ledger
+
+        stages.append(Ledger(resources.spend_ledger(runtime.tenancy)))
     return stages

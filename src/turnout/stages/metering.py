@@ -21,7 +21,7 @@ from turnout.pricing.cost import Cost, cost, micro_usd
 from turnout.pricing.estimate import settle_usage
 from turnout.pricing.table import Price
 from turnout.providers.types import Deployment
-from turnout.tokens.count import counter_for
+from turnout.tokens.count import TokenCounter, counter_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,18 @@ class Meter(Stage):
             elif isinstance(event, ThinkingDelta):
                 seen.thinking.append(event.text)
         return batch
+
+
+def prompt_tokens(call: Call, counter: TokenCounter) -> int:
+    """The request's prompt counted offline with `counter`, once per call (the budget's
+    reservation and the ledger's worst case count the same prompt)."""
+    counted = call.state.get(prompt_tokens)
+    if not isinstance(counted, dict):
+        counted = call.state[prompt_tokens] = {}
+    tokens = counted.get(counter)
+    if tokens is None:
+        tokens = counted[counter] = counter.prompt(call.request).tokens
+    return int(tokens)
 
 
 def metered(call: Call, end: CallEnd) -> Metered:

@@ -34,7 +34,7 @@ from turnout.core.errors import BudgetExhausted, RateLimited
 from turnout.engine.context import Identity
 from turnout.engine.pipeline import Call, CallEnd, Stage
 from turnout.pricing.estimate import reservation_micro_usd
-from turnout.stages.metering import metered
+from turnout.stages.metering import metered, prompt_tokens
 from turnout.stages.shared_stores import Granted, SharedStores
 from turnout.state.admission import Slot
 from turnout.state.budgets import MAX_UNITS, BudgetDenied, Charge
@@ -267,15 +267,12 @@ def _worst_case(call: Call, priced: bool) -> tuple[int, int]:
     its candidates (prompt estimate plus its maximum output; doubled when a route may
     hedge)."""
     request = call.request
-    prompts: dict[object, int] = {}
     tokens = micro_usd = 0
     hedged = False
     for candidate in call.plan:
         deployment = candidate.deployment
         counter = counter_for(deployment.dialect, deployment.target.model)
-        prompt = prompts.get(counter)
-        if prompt is None:
-            prompt = prompts[counter] = counter.prompt(request).tokens
+        prompt = prompt_tokens(call, counter)
         cap = deployment.info.max_output_tokens
         wanted = request.max_tokens
         output = (min(wanted, cap) if wanted is not None and cap is not None

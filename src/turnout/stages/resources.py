@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from turnout.config.runtime import SharedStateSettings
+    from turnout.config.runtime import SharedStateSettings, TenancySettings
+    from turnout.spend.writer import LedgerWriter
     from turnout.stages.shared_stores import SharedStores
 
 
@@ -36,6 +37,7 @@ class StageResources:
         self._stores: dict[str, TenantStore] = {}
         self._redis: dict[str, Redis] = {}
         self._shared: dict[SharedStateSettings, SharedStores] = {}
+        self._ledgers: dict[tuple[str, str], LedgerWriter] = {}
         self._lock = asyncio.Lock()
 
     async def tenant_store(self, url: str) -> TenantStore:
@@ -80,6 +82,35 @@ class StageResources:
                 settings, _Monotonic(self._monotonic), redis)
         return stores
 
+    def spend_ledger(self, settings: TenancySettings) -> LedgerWriter:
+        """The spend ledger's writer for the tenancy database and journal directory of
+        `settings`, kept across config swaps. Nothing is opened until it is started or
+        first used."""
+        where = (settings.database_url, settings.spend_journal)
+        writer = self._ledgers.get(where)
+        if writer is None:
+            from pathlib import Path
+
+            from turnout.spend.store import SqlSpendStore
+            from turnout.spend.writer import LedgerWriter
+
+            url = settings.database_url
+
+            async def open_store() -> SqlSpendStore:
+                return SqlSpendStore(await self.sql_engine(url))
+
+            writer = self._ledgers[where] = LedgerWriter(Path(settings.spend_journal),
+                                                         open_store)
+        return writer
+
+    def all_spend_ledgers(self) -> list[LedgerWriter]:
+        return list(self._ledgers.values())
+
+    async def start(self) -> None:
+        """Start the spend ledgers: replay dead processes' journals, begin writing."""
+        for writer in list(self._ledgers.values()):
+            await writer.start()
+
     def all_shared_stores(self) -> list[SharedStores]:
         return list(self._shared.values())
 
@@ -92,6 +123,9 @@ class StageResources:
         return directory
 
     async def aclose(self) -> None:
+        ledgers, self._ledgers = list(self._ledgers.values()), {}
+        for writer in ledgers:  # flushed while their database is still open
+            await writer.aclose()
         stores, self._stores, self._directories = list(self._stores.values()), {}, {}
         clients, self._redis = list(self._redis.values()), {}
         shared, self._shared = list(self._shared.values()), {}
