@@ -107,6 +107,16 @@ async def test_the_ledger_holds_each_attempt_with_the_simulators_usage_to_the_to
         assert row["cost_micro_usd"] == expected
     assert sum(r["stream"] for r in rows.values()) == 6
     assert {r["alias"] for r in rows.values()} == set(ROUTE.values())
+    # The chargeback report of this traffic, read back through the admin API by the
+    # tenant's own key, adds up to the simulators' own usage.
+    status, report = await admin.call("GET", "/tenants/acme/spend?group_by=model", key=key)
+    assert status == 200, report
+    total = report["total"]
+    assert (total["requests"], total["attempts"]) == (12, 12)
+    assert total["input_tokens"] == sum(u.input_tokens for _, u in seen.values())
+    assert total["output_tokens"] == sum(u.output_tokens for _, u in seen.values())
+    assert total["cost_micro_usd"] == sum(r["cost_micro_usd"] for r in rows.values())
+    assert sum(g["attempts"] for g in report["data"]) == 12
 
 
 async def test_conversation_ids_come_from_the_header_or_the_metadata(gw: Gateway) -> None:
