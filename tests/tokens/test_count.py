@@ -139,3 +139,24 @@ def test_estimates_never_count_fewer_than_o200k(text: str) -> None:
         counter = counter_for(dialect, "x")
         assert counter.text(text) == math.ceil(exact * FAMILY_FACTORS[counter.family])
         assert counter.text(text) >= exact
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=4),
+       family=st.sampled_from([("openai_chat", "gpt-4o"), ("openai_chat", "gpt-4"),
+                               ("anthropic_messages", "claude-sonnet-4-5"),
+                               ("gemini", "gemini-2.5-flash")]),
+       with_tool=st.booleans())
+def test_the_untokenized_prompt_bound_is_never_below_the_count(
+        texts: list[str], family: tuple[str, str], with_tool: bool) -> None:
+    """The ledger charges an attempt that a crash interrupted at this bound: it may be
+    loose, never low (any text, any family, tool calls and definitions included)."""
+    parts: list[TextPart | ToolCallPart] = [TextPart(t) for t in texts]
+    tools = []
+    if with_tool:
+        parts.append(ToolCallPart(id="c1", name="lookup", arguments='{"q": "' + texts[0] + '"}'))
+        tools = [ToolDefinition(name="lookup", description=texts[-1],
+                                parameters={"type": "object"})]
+    request = ChatRequest(model="m", messages=[Message("user", list(parts))], tools=tools)
+    counter = counter_for(*family)
+    assert counter.prompt_bound(request) >= counter.prompt(request).tokens

@@ -25,7 +25,7 @@ from turnout.engine.plan import Candidate
 from turnout.pricing.estimate import reservation_micro_usd
 from turnout.spend.records import SpendRecord, conversation_id
 from turnout.spend.writer import LedgerWriter
-from turnout.stages.metering import metered, prompt_tokens
+from turnout.stages.metering import metered, prompt_bound
 from turnout.stages.quota import DEFAULT_MAX_OUTPUT
 from turnout.tokens.count import counter_for
 
@@ -91,7 +91,7 @@ class Ledger(Stage):
         """The attempt charged at the most it can cost (`interrupted`, estimated)."""
         request, deployment, identity = call.request, candidate.deployment, call.ctx.identity
         counter = counter_for(deployment.dialect, deployment.target.model)
-        prompt = prompt_tokens(call, counter)
+        prompt = prompt_bound(call, counter)
         cap, wanted = deployment.info.max_output_tokens, request.max_tokens
         output = (min(wanted, cap) if wanted is not None and cap is not None
                   else wanted or cap or DEFAULT_MAX_OUTPUT)

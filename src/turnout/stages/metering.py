@@ -90,6 +90,18 @@ def prompt_tokens(call: Call, counter: TokenCounter) -> int:
     return int(tokens)
 
 
+def prompt_bound(call: Call, counter: TokenCounter) -> int:
+    """At least the request's prompt tokens: the exact count when a stage already made it
+    (`prompt_tokens`), else a bound that needs no tokenizer (`TokenCounter.prompt_bound`),
+    for worst cases that are only used if something goes wrong (a crash mid-attempt)."""
+    counted = call.state.get(prompt_tokens)
+    if isinstance(counted, dict):
+        tokens = counted.get(counter)
+        if tokens is not None:
+            return int(tokens)
+    return counter.prompt_bound(call.request)
+
+
 def metered(call: Call, end: CallEnd) -> Metered:
     """The call's billable usage and cost, computed on first use and kept in `call.state`."""
     known = call.state.get(metered)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
@@ -111,18 +111,27 @@ class TokenCounter:
 
     def prompt(self, request: ChatRequest) -> TokenCount:
         """Prompt tokens of `request`: messages, tool definitions and images."""
+        return self._prompt(request, self._raw)
+
+    def prompt_bound(self, request: ChatRequest) -> int:
+        """At least `prompt(request).tokens`, without tokenizing: each text counted as its
+        UTF-8 bytes (a BPE token is one byte or more), for worst cases that must never be
+        too low but need not be tight."""
+        return self._prompt(request, _utf8_bytes).tokens
+
+    def _prompt(self, request: ChatRequest, raw_of: Callable[[str], int]) -> TokenCount:
         raw = REPLY_PRIMING
         images = 0
         roles = self._roles
         for message in request.messages:
             role = roles.get(message.role)
-            raw += MESSAGE_OVERHEAD + (self._raw(message.role) if role is None else role)
+            raw += MESSAGE_OVERHEAD + (raw_of(message.role) if role is None else role)
             if message.name:
-                raw += NAME_OVERHEAD + self._raw(message.name)
-            part_raw, part_images = self._parts(message.parts)
+                raw += NAME_OVERHEAD + raw_of(message.name)
+            part_raw, part_images = self._parts(message.parts, raw_of)
             raw += part_raw
             images += part_images
-        raw += self._tools(request.tools)
+        raw += self._tools(request.tools, raw_of)
         extra = ANTHROPIC_TOOL_PROMPT if request.tools and self.family == "anthropic" else 0
         # Tool framing and image formulas are approximations even for an exact tokenizer.
         exact = self._exact and not request.tools and not images
@@ -138,31 +147,33 @@ class TokenCounter:
         raw = sum(self._raw(p.text) for p in parts if isinstance(p, ThinkingPart))
         return TokenCount(self._scaled(raw), self._exact)
 
-    def _parts(self, parts: Iterable[Part]) -> tuple[int, int]:
+    def _parts(self, parts: Iterable[Part],
+               raw_of: Callable[[str], int] | None = None) -> tuple[int, int]:
+        count = raw_of or self._raw
         raw = images = 0
         for part in parts:
             if isinstance(part, TextPart | ThinkingPart):
-                raw += self._raw(part.text)
+                raw += count(part.text)
             elif isinstance(part, ToolCallPart):
-                raw += self._raw(part.name) + self._raw(part.arguments)
+                raw += count(part.name) + count(part.arguments)
             elif isinstance(part, ToolResultPart):
                 for item in part.content:
                     if isinstance(item, TextPart):
-                        raw += self._raw(item.text)
+                        raw += count(item.text)
                     else:
                         images += image_tokens(item, self.family)
             elif isinstance(part, ImagePart):
                 images += image_tokens(part, self.family)
         return raw, images
 
-    def _tools(self, tools: list[ToolDefinition]) -> int:
+    def _tools(self, tools: list[ToolDefinition], raw_of: Callable[[str], int]) -> int:
         if not tools:
             return 0
         raw = TOOLS_OVERHEAD
         for tool in tools:
             schema = orjson.dumps(tool.parameters, option=orjson.OPT_SORT_KEYS).decode()
-            raw += (TOOL_OVERHEAD + self._raw(tool.name) + self._raw(tool.description or "")
-                    + self._raw(schema))
+            raw += (TOOL_OVERHEAD + raw_of(tool.name) + raw_of(tool.description or "")
+                    + raw_of(schema))
         return raw
 
     def _raw(self, text: str) -> int:
@@ -170,6 +181,10 @@ class TokenCounter:
 
     def _scaled(self, raw: int) -> int:
         return raw if self._exact else math.ceil(raw * self.factor)
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def family_for(dialect: str, model: str) -> Family:
